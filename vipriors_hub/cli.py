@@ -1,0 +1,73 @@
+"""The ``vipriors-hub`` command line: one subcommand per task of the package."""
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import timm
+
+from .errors import VipriorsError
+from .models import ARCHITECTURES
+from .version import __version__
+
+
+def family_table() -> list[dict[str, object]]:
+    """One row per pretrained tag of the family: name, architecture, tag, default flag, classes,
+    input size and Hub repo id."""
+    rows = []
+    for architecture in ARCHITECTURES:
+        default_tag = timm.models.get_pretrained_cfg(architecture).tag
+        for name in timm.list_pretrained(f"{architecture}.*"):
+            cfg = timm.models.get_pretrained_cfg(name)
+            rows.append(
+                {
+                    "name": name,
+                    "architecture": architecture,
+                    "tag": cfg.tag,
+                    "default": cfg.tag == default_tag,
+                    "num_classes": cfg.num_classes,
+                    "input_size": list(cfg.input_size),
+                    "hf_hub_id": cfg.hf_hub_id,
+                }
+            )
+    return rows
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    rows = family_table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'model':<36} {'phase':<8} {'classes':>7} {'input':>7}  hub repo id")
+    for row in rows:
+        phase = f"{row['tag']}*" if row["default"] else row["tag"]
+        size = f"{row['input_size'][-1]}px"
+        print(f"{row['name']:<36} {phase:<8} {row['num_classes']:>7} {size:>7}  {row['hf_hub_id']}")
+    print("* default tag: timm.create_model(ARCHITECTURE, pretrained=True) loads it.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="vipriors-hub",
+        description="Distilling Visual Priors from Self-Supervised Learning: models, training, Hub.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+
+    models = commands.add_parser("models", help="list the model family, its pretrained tags and Hub repo ids")
+    models.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    models.set_defaults(run=_run_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``vipriors-hub``; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except VipriorsError as error:
+        print(f"vipriors-hub {args.command}: error: {error}", file=sys.stderr)
+        return 2

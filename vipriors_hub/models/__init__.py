@@ -1,0 +1,20 @@
+"""The timm-registered ``vipriors_*`` model family and its pre-ReLU feature access."""
+
+from .features import forward_pre_relu_features, stage_channels
+from .vipriors_resnet import (
+    ARCHITECTURES,
+    HUB_ORGANIZATION,
+    PAPER_ID,
+    PRETRAINED_TAGS,
+    hub_repo_id,
+)
+
+__all__ = [
+    "ARCHITECTURES",
+    "HUB_ORGANIZATION",
+    "PAPER_ID",
+    "PRETRAINED_TAGS",
+    "forward_pre_relu_features",
+    "hub_repo_id",
+    "stage_channels",
+]
