@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import timm
 
+from .data.sources import add_data_arguments, data_config_from_args, describe, load_data
 from .errors import VipriorsError
 from .models import ARCHITECTURES
 from .version import __version__
@@ -48,6 +49,17 @@ def _run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_data_info(args: argparse.Namespace) -> int:
+    report = describe(load_data(data_config_from_args(args)))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{report['description']}: {report['classes']} classes")
+    for name, split in report["splits"].items():
+        print(f"  {name:<6} {split['images']:>8} images  {split['skipped']:>4} skipped  sha256 {split['sha256'][:16]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -60,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the model family, its pretrained tags and Hub repo ids")
     models.add_argument("--json", action="store_true", help="print machine-readable JSON")
     models.set_defaults(run=_run_models)
+
+    data_info = commands.add_parser("data-info", help="count the images, classes and unreadable files of a source")
+    add_data_arguments(data_info)
+    data_info.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    data_info.set_defaults(run=_run_data_info)
     return parser
 
 

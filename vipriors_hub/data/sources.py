@@ -1,0 +1,173 @@
+"""The data arguments every subcommand shares, and the sources they select.
+
+Every source gives the same schema: splits ``train``, ``val`` (when there is one) and ``test``, with
+columns ``image`` (``datasets.Image(decode=False)``: raw bytes or a path, decoded later) and
+``label`` (class index), and the class names.
+"""
+
+import argparse
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+from ..errors import VipriorsError
+from .fashion_mnist import DEFAULT_FASHION_MNIST_DIR, fashion_mnist_splits, select_per_class
+from .images import UnreadableImageError, decode_rgb
+from .split_lists import load_split_lists
+from .vipriors import DEFAULT_IMAGENET_HUB_ID, vipriors_splits
+
+__all__ = ["DATASETS", "DataConfig", "DataSplits", "add_data_arguments", "load_data", "describe"]
+
+DATASETS = ("vipriors", "fashion-mnist", "imagefolder", "parquet", "hub")
+_SPLIT_NAMES = {"train": "train", "validation": "val", "val": "val", "valid": "val", "test": "test"}
+
+
+@dataclass
+class DataConfig:
+    """Which data to use; the same fields on every subcommand (``--dataset``, ``--data-dir``, ...)."""
+
+    dataset: str = "vipriors"
+    data_dir: str | None = None
+    split_lists: str | None = None
+    per_class: int | None = None
+    val_per_class: int | None = None
+    seed: int = 0
+    hub_id: str | None = None
+    streaming: bool = False
+    image_column: str = "image"
+    label_column: str = "label"
+    cache_dir: str | None = None
+
+
+@dataclass
+class DataSplits:
+    """The selected splits of a source and its class names."""
+
+    splits: dict[str, datasets.Dataset | datasets.IterableDataset]
+    class_names: list[str]
+    description: str = ""
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the shared data arguments to a subcommand's parser."""
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset", choices=DATASETS, default=DataConfig.dataset, help="the data source")
+    group.add_argument(
+        "--data-dir",
+        help="local data: an ImageNet / toolkit folder or parquet shards (vipriors), the IDX files "
+        f"(fashion-mnist, default {DEFAULT_FASHION_MNIST_DIR}), an image folder or parquet folder",
+    )
+    group.add_argument("--split-lists", help="folder with the VIPriors train/val/test.pickle (default: download)")
+    group.add_argument("--per-class", type=int, help="training images per class, held-out val included")
+    group.add_argument("--val-per-class", type=int, help="of --per-class, images held out for validation")
+    group.add_argument("--seed", type=int, default=DataConfig.seed, help="seed of the selection and of training")
+    group.add_argument(
+        "--hub-id", help=f"Hub dataset id (hub), or the ImageNet dataset for vipriors ({DEFAULT_IMAGENET_HUB_ID})"
+    )
+    group.add_argument("--streaming", action="store_true", help="stream the source instead of downloading it")
+    group.add_argument("--image-column", default=DataConfig.image_column)
+    group.add_argument("--label-column", default=DataConfig.label_column)
+    group.add_argument("--data-cache-dir", dest="cache_dir", help="datasets cache folder (default: HF_DATASETS_CACHE)")
+
+
+def data_config_from_args(args: argparse.Namespace) -> DataConfig:
+    """The :class:`DataConfig` given on the command line."""
+    return DataConfig(**{name: getattr(args, name) for name in DataConfig.__dataclass_fields__})
+
+
+def _val_per_class(config: DataConfig, per_class: int) -> int:
+    return config.val_per_class if config.val_per_class is not None else per_class // 5
+
+
+def _generic_splits(config: DataConfig) -> DataSplits:
+    if config.dataset == "hub":
+        if not config.hub_id:
+            raise VipriorsError("--dataset hub needs --hub-id ORG/NAME.")
+        loaded = datasets.load_dataset(config.hub_id, streaming=config.streaming, cache_dir=config.cache_dir)
+        origin = f"the Hub dataset {config.hub_id}"
+    else:
+        if not config.data_dir or not Path(config.data_dir).is_dir():
+            raise VipriorsError(f"Data directory {config.data_dir} does not exist (--data-dir).")
+        builder = "imagefolder" if config.dataset == "imagefolder" else "parquet"
+        loaded = datasets.load_dataset(
+            builder, data_dir=config.data_dir, streaming=config.streaming, cache_dir=config.cache_dir
+        )
+        origin = config.data_dir
+    splits = {}
+    for name, split in loaded.items():
+        if name not in _SPLIT_NAMES:
+            continue
+        if config.image_column != "image":
+            split = split.rename_column(config.image_column, "image")
+        if config.label_column != "label":
+            split = split.rename_column(config.label_column, "label")
+        splits[_SPLIT_NAMES[name]] = split.cast_column("image", datasets.Image(decode=False))
+    if "train" not in splits:
+        raise VipriorsError(f"{origin} has no training split (found: {', '.join(loaded) or 'nothing'}).")
+    label_feature = splits["train"].features["label"]
+    if not isinstance(label_feature, datasets.ClassLabel):
+        raise VipriorsError(f"The label column of {origin} must be a ClassLabel (class names), got {label_feature}.")
+    if config.per_class is not None:
+        if config.streaming:
+            raise VipriorsError("--per-class selects from a whole split: it cannot be combined with --streaming.")
+        train = splits["train"]
+        train_idx, val_idx = select_per_class(
+            train["label"], config.per_class, _val_per_class(config, config.per_class), config.seed
+        )
+        splits["train"], splits["val"] = train.select(train_idx), train.select(val_idx)
+    return DataSplits(splits=splits, class_names=list(label_feature.names), description=origin)
+
+
+def load_data(config: DataConfig) -> DataSplits:
+    """Select the splits that ``config`` describes.
+
+    Raises:
+        VipriorsError: missing data directory, missing or tampered split list, empty selection, ...
+    """
+    if config.dataset == "vipriors":
+        lists = load_split_lists(config.split_lists)
+        splits = vipriors_splits(
+            lists, config.data_dir, hub_id=config.hub_id or DEFAULT_IMAGENET_HUB_ID, cache_dir=config.cache_dir
+        )
+        origin = config.data_dir or f"the Hub dataset {config.hub_id or DEFAULT_IMAGENET_HUB_ID}"
+        return DataSplits(splits=splits, class_names=lists.class_names, description=f"VIPriors subset of {origin}")
+    if config.dataset == "fashion-mnist":
+        per_class = config.per_class or 50
+        data_dir = config.data_dir or DEFAULT_FASHION_MNIST_DIR
+        splits = fashion_mnist_splits(data_dir, per_class, _val_per_class(config, per_class), config.seed)
+        names = splits["train"].features["label"].names
+        return DataSplits(
+            splits=splits,
+            class_names=list(names),
+            description=f"Fashion-MNIST ({data_dir}), {per_class} training images per class, seed {config.seed}",
+        )
+    if config.dataset in ("imagefolder", "parquet", "hub"):
+        return _generic_splits(config)
+    raise VipriorsError(f"Unknown dataset '{config.dataset}'; choose one of {', '.join(DATASETS)}.")
+
+
+def describe(data: DataSplits) -> dict[str, object]:
+    """Count every split's readable and unreadable images (decoding each once) and fingerprint it.
+
+    Returns ``{"description", "classes", "splits": {name: {"images", "skipped", "sha256"}}, "skipped"}``;
+    ``sha256`` hashes the ordered image contents and labels, so equal selections have equal hashes.
+    """
+    report: dict[str, object] = {"description": data.description, "classes": len(data.class_names), "splits": {}}
+    total_skipped = 0
+    for name, split in data.splits.items():
+        digest, images, skipped = hashlib.sha256(), 0, 0
+        for example in split:
+            try:
+                decode_rgb(example["image"])
+            except UnreadableImageError:
+                skipped += 1
+                continue
+            images += 1
+            raw = example["image"].get("bytes") or Path(example["image"]["path"]).read_bytes()
+            digest.update(hashlib.sha256(raw).digest() + int(example["label"]).to_bytes(4, "little"))
+        report["splits"][name] = {"images": images, "skipped": skipped, "sha256": digest.hexdigest()}
+        total_skipped += skipped
+    report["skipped"] = total_skipped
+    return report

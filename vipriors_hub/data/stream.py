@@ -1,0 +1,226 @@
+"""Iteration over one process's share of a split: sharded, reshuffled every epoch, resumable exactly.
+
+Sharding is done here with the process's rank, not with accelerate's dispatching: dispatching
+decodes every batch on the main process and sends it to the others, while sharding lets every
+process read and decode only its own share. For a map-style dataset (every local source, and the
+VIPriors subset once selected) the epoch order is a permutation drawn from ``(seed, epoch)``; each
+rank takes every ``world_size``-th example of it (the remainder dropped when training, so that all
+ranks run the same number of steps), and DataLoader workers take whole batches in turn, so the
+order a rank sees does not depend on the number of workers. A streaming dataset (an
+``IterableDataset``) is shuffled with ``datasets``' seeded buffer, ``set_epoch`` and
+``split_dataset_by_node``.
+
+Exact resume: the random augmentation of an example is seeded from ``(seed, epoch, rank, position)``,
+so skipping the first ``k`` batches of an epoch (without decoding them) and continuing gives
+the very batches an uninterrupted run would have seen. A streaming source resumes exactly when it
+is read by at most one worker (with several, the workers' turns restart at worker 0).
+"""
+
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from datasets.distributed import split_dataset_by_node
+from torch.utils.data import DataLoader, get_worker_info
+
+from ..errors import VipriorsError
+from .images import UnreadableImageError, decode_rgb
+
+__all__ = ["ExampleStream", "ResumableLoader"]
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _seeded_rngs(seed: int, restore: bool) -> Iterator[None]:
+    """Seed torch's CPU, ``random``'s and numpy's global generators for one example.
+
+    ``restore`` puts the previous states back afterwards (needed in the training process itself;
+    a DataLoader worker owns its generators)."""
+    if not restore:
+        torch.default_generator.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        yield
+        return
+    torch_state, random_state, numpy_state = torch.get_rng_state(), random.getstate(), np.random.get_state()
+    torch.default_generator.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(torch_state)
+        random.setstate(random_state)
+        np.random.set_state(numpy_state)
+
+
+class ExampleStream(torch.utils.data.IterableDataset):
+    """Decoded, transformed ``(image, label)`` pairs of one process's share of a split.
+
+    Args:
+        source: a split with columns ``image`` (``datasets.Image(decode=False)``) and ``label``.
+        transform: PIL image -> tensor ``(3, H, W)`` (or a tuple of views).
+        shuffle: draw a new order every epoch (training); otherwise the source's order.
+        seed: seed of the orders and of the augmentations.
+        rank, world_size: this process and the number of processes.
+        batch_size: the loader's batch size (workers take whole batches in turn).
+        even_shares: drop the remainder so every rank gets the same number of examples.
+        shuffle_buffer: buffer size of a streaming source's shuffle.
+    """
+
+    def __init__(
+        self,
+        source: datasets.Dataset | datasets.IterableDataset,
+        transform: Callable[[Any], Any],
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        batch_size: int = 1,
+        even_shares: bool | None = None,
+        shuffle_buffer: int = 10_000,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.transform = transform
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.batch_size = batch_size
+        self.even_shares = shuffle if even_shares is None else even_shares
+        self.shuffle_buffer = shuffle_buffer
+        self.epoch = 0
+        self.skip_batches = 0
+        self.skipped_images = 0
+
+    @property
+    def is_streaming(self) -> bool:
+        """Whether the source is a ``datasets.IterableDataset`` (length unknown)."""
+        return isinstance(self.source, datasets.IterableDataset)
+
+    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
+        """Iterate epoch ``epoch`` next, starting after its first ``skip_batches`` batches."""
+        self.epoch = epoch
+        self.skip_batches = skip_batches
+
+    def rank_indices(self) -> np.ndarray:
+        """Indices into a map-style source that this rank reads in the current epoch, in order."""
+        total = len(self.source)
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(total) if self.shuffle else np.arange(total)
+        if self.even_shares:
+            order = order[: total - total % self.world_size]
+        return order[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        if self.is_streaming:
+            raise TypeError("A streaming source has no length.")
+        return len(self.rank_indices())
+
+    def _map_style_examples(self, worker: int, workers: int) -> Iterator[tuple[int, dict[str, Any]]]:
+        indices = self.rank_indices()
+        first_batch = self.skip_batches + worker
+        for batch_start in range(first_batch * self.batch_size, len(indices), workers * self.batch_size):
+            for position in range(batch_start, min(batch_start + self.batch_size, len(indices))):
+                yield position, self.source[int(indices[position])]
+
+    def _streamed_examples(self, worker: int, workers: int) -> Iterator[tuple[int, dict[str, Any]]]:
+        stream = self.source
+        if self.shuffle:
+            stream = stream.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
+        stream.set_epoch(self.epoch)
+        if self.world_size > 1:
+            stream = split_dataset_by_node(stream, rank=self.rank, world_size=self.world_size)
+        skip = len(range(worker, self.skip_batches, workers)) * self.batch_size
+        for position, example in enumerate(stream):
+            if position >= skip:
+                yield worker * 2**32 + position, example
+
+    def __iter__(self) -> Iterator[tuple[Any, int]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        examples = self._streamed_examples if self.is_streaming else self._map_style_examples
+        skipped = 0
+        for position, example in examples(worker, workers):
+            try:
+                image = decode_rgb(example["image"])
+            except UnreadableImageError as error:
+                skipped += 1
+                logger.debug("Skipping %s", error)
+                continue
+            seed = int(np.random.SeedSequence([self.seed, self.epoch, self.rank, position]).generate_state(1)[0])
+            with _seeded_rngs(seed, restore=info is None):
+                yield self.transform(image), int(example["label"])
+        self.skipped_images += skipped
+        if skipped:
+            logger.warning(
+                "Skipped %d unreadable image(s) (corrupt or truncated) in epoch %d on rank %d.",
+                skipped,
+                self.epoch,
+                self.rank,
+            )
+
+
+class ResumableLoader:
+    """Batches of an :class:`ExampleStream` with an iteration state ``{epoch, batches_done}``.
+
+    Each complete pass moves on to the next epoch (a new order). ``state_dict()`` taken after ``k``
+    batches of an epoch and given to ``load_state_dict`` of a new loader over the same stream makes
+    the new loader continue with batch ``k + 1``.
+    """
+
+    def __init__(self, stream: ExampleStream, num_workers: int = 0, drop_last: bool = False) -> None:
+        self.stream = stream
+        self.num_workers = num_workers
+        self.drop_last = drop_last
+        self.epoch = 0
+        self.batches_done = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch`` from its first batch."""
+        self.epoch = epoch
+        self.batches_done = 0
+
+    def __len__(self) -> int:
+        examples = len(self.stream)
+        full, partial = divmod(examples, self.stream.batch_size)
+        return full if self.drop_last or partial == 0 else full + 1
+
+    def state_dict(self) -> dict[str, int]:
+        """The iteration state: the epoch and how many of its batches were consumed."""
+        return {"epoch": self.epoch, "batches_done": self.batches_done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue from a state returned by :meth:`state_dict`."""
+        self.epoch = int(state["epoch"])
+        self.batches_done = int(state["batches_done"])
+
+    def __iter__(self) -> Iterator[Any]:
+        """Yield the remaining batches of the current epoch (collated: images ``(B, 3, H, W)``, labels ``(B,)``)."""
+        self.stream.set_epoch(self.epoch, skip_batches=self.batches_done)
+        loader = DataLoader(
+            self.stream,
+            batch_size=self.stream.batch_size,
+            num_workers=self.num_workers,
+            drop_last=self.drop_last,
+            persistent_workers=False,
+        )
+        yielded = 0
+        for batch in loader:
+            self.batches_done += 1
+            yielded += 1
+            yield batch
+        if yielded == 0 and self.batches_done == 0:
+            raise VipriorsError(
+                f"Epoch {self.epoch} yielded no batch on rank {self.stream.rank}: the split is empty after "
+                "filtering, or smaller than one batch per process."
+            )
+        self.epoch += 1
+        self.batches_done = 0
