@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import timm
 
+from .config import add_config_arguments, resolve_config
 from .data.sources import add_data_arguments, data_config_from_args, describe, load_data
 from .errors import VipriorsError
 from .models import ARCHITECTURES
@@ -60,6 +61,14 @@ def _run_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_train_teacher(args: argparse.Namespace) -> int:
+    from .train.teacher import TeacherConfig, train_teacher
+
+    final = train_teacher(resolve_config(args, TeacherConfig, "train"), data_config_from_args(args))
+    print(f"Teacher written to {final}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -77,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(data_info)
     data_info.add_argument("--json", action="store_true", help="print machine-readable JSON")
     data_info.set_defaults(run=_run_data_info)
+
+    from .train.teacher import TeacherConfig
+
+    teacher = commands.add_parser(
+        "train-teacher", help="phase 1: MoCo v2 + margin loss teacher (also under accelerate launch -m vipriors_hub)"
+    )
+    teacher.add_argument("--config", help="YAML file with data: and train: sections (e.g. a run's config.yaml)")
+    add_data_arguments(teacher)
+    add_config_arguments(teacher, TeacherConfig, "teacher")
+    teacher.set_defaults(run=_run_train_teacher)
     return parser
 
 

@@ -7,11 +7,12 @@ columns ``image`` (``datasets.Image(decode=False)``: raw bytes or a path, decode
 
 import argparse
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
 
+from ..config import add_config_arguments, resolve_config
 from ..errors import VipriorsError
 from .fashion_mnist import DEFAULT_FASHION_MNIST_DIR, fashion_mnist_splits, select_per_class
 from .images import UnreadableImageError, decode_rgb
@@ -28,17 +29,27 @@ _SPLIT_NAMES = {"train": "train", "validation": "val", "val": "val", "valid": "v
 class DataConfig:
     """Which data to use; the same fields on every subcommand (``--dataset``, ``--data-dir``, ...)."""
 
-    dataset: str = "vipriors"
-    data_dir: str | None = None
-    split_lists: str | None = None
-    per_class: int | None = None
-    val_per_class: int | None = None
-    seed: int = 0
-    hub_id: str | None = None
-    streaming: bool = False
-    image_column: str = "image"
-    label_column: str = "label"
-    cache_dir: str | None = None
+    dataset: str = field(default="vipriors", metadata={"help": " | ".join(DATASETS)})
+    data_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "vipriors: local ImageNet / toolkit folder / parquet shards (none: stream the Hub); "
+            f"fashion-mnist: the IDX files ({DEFAULT_FASHION_MNIST_DIR}); imagefolder / parquet: the folder"
+        },
+    )
+    split_lists: str | None = field(
+        default=None, metadata={"help": "folder with the VIPriors train/val/test.pickle (none: download, cache)"}
+    )
+    per_class: int | None = field(default=None, metadata={"help": "training images per class, val included"})
+    val_per_class: int | None = field(default=None, metadata={"help": "of --per-class, held out for validation"})
+    seed: int = field(default=0, metadata={"help": "seed of the data selection and of training"})
+    hub_id: str | None = field(
+        default=None, metadata={"help": f"Hub dataset (hub), or ImageNet for vipriors ({DEFAULT_IMAGENET_HUB_ID})"}
+    )
+    streaming: bool = field(default=False, metadata={"help": "stream the source instead of downloading it"})
+    image_column: str = field(default="image", metadata={"help": "image column of the source"})
+    label_column: str = field(default="label", metadata={"help": "label column of the source"})
+    cache_dir: str | None = field(default=None, metadata={"help": "datasets cache folder (none: HF_DATASETS_CACHE)"})
 
 
 @dataclass
@@ -52,29 +63,12 @@ class DataSplits:
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the shared data arguments to a subcommand's parser."""
-    group = parser.add_argument_group("data")
-    group.add_argument("--dataset", choices=DATASETS, default=DataConfig.dataset, help="the data source")
-    group.add_argument(
-        "--data-dir",
-        help="local data: an ImageNet / toolkit folder or parquet shards (vipriors), the IDX files "
-        f"(fashion-mnist, default {DEFAULT_FASHION_MNIST_DIR}), an image folder or parquet folder",
-    )
-    group.add_argument("--split-lists", help="folder with the VIPriors train/val/test.pickle (default: download)")
-    group.add_argument("--per-class", type=int, help="training images per class, held-out val included")
-    group.add_argument("--val-per-class", type=int, help="of --per-class, images held out for validation")
-    group.add_argument("--seed", type=int, default=DataConfig.seed, help="seed of the selection and of training")
-    group.add_argument(
-        "--hub-id", help=f"Hub dataset id (hub), or the ImageNet dataset for vipriors ({DEFAULT_IMAGENET_HUB_ID})"
-    )
-    group.add_argument("--streaming", action="store_true", help="stream the source instead of downloading it")
-    group.add_argument("--image-column", default=DataConfig.image_column)
-    group.add_argument("--label-column", default=DataConfig.label_column)
-    group.add_argument("--data-cache-dir", dest="cache_dir", help="datasets cache folder (default: HF_DATASETS_CACHE)")
+    add_config_arguments(parser, DataConfig, "data")
 
 
 def data_config_from_args(args: argparse.Namespace) -> DataConfig:
-    """The :class:`DataConfig` given on the command line."""
-    return DataConfig(**{name: getattr(args, name) for name in DataConfig.__dataclass_fields__})
+    """The :class:`DataConfig` of the command line (and of its ``--config`` file's ``data:`` section)."""
+    return resolve_config(args, DataConfig, "data")
 
 
 def _val_per_class(config: DataConfig, per_class: int) -> int:

@@ -1,0 +1,160 @@
+"""Helpers shared by the trainers: configuration, output folder, metrics, checkpoints, accelerator.
+
+Every trainer writes::
+
+    OUTPUT/config.yaml      the resolved configuration (``--config`` takes it back)
+    OUTPUT/metrics.jsonl    one JSON object per logged step and per evaluation
+    OUTPUT/checkpoints/     ``step-XXXXXXXX`` folders written by ``accelerator.save_state``
+    OUTPUT/final/           a Hub-ready folder (model.safetensors + timm config.json)
+"""
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import is_tensorboard_available
+from safetensors.torch import load_file, save_file
+
+from ..errors import VipriorsError
+
+__all__ = [
+    "CheckpointManager",
+    "MetricsWriter",
+    "make_accelerator",
+    "prepare_output_dir",
+    "step_generator",
+]
+
+_CHECKPOINT = re.compile(r"^step-(\d{8})$")
+# Fields that may differ between a run and its resumption.
+_RESUMABLE_DIFFERENCES = {"resume", "overwrite", "num_workers", "report_to"}
+
+
+def prepare_output_dir(output: Path, sections: Mapping[str, Any], resume: bool, overwrite: bool) -> None:
+    """Create ``output`` and write ``config.yaml``, refusing to mix two different runs in one folder.
+
+    A folder that already holds a run is continued only with ``resume`` (and the same configuration)
+    and replaced only with ``overwrite``. Call it on the main process only.
+    """
+    config_file = output / "config.yaml"
+    document = {name: dataclasses.asdict(value) for name, value in sections.items()}
+    if config_file.exists():
+        if overwrite and not resume:
+            shutil.rmtree(output)
+        elif not resume:
+            raise VipriorsError(
+                f"{output} already holds a training run. Pass --resume to continue it, --overwrite to delete it "
+                "and start again, or choose another --output."
+            )
+        else:
+            previous = yaml.safe_load(config_file.read_text())
+            differences = sorted(
+                f"{section}.{key}"
+                for section, fields in document.items()
+                for key, value in fields.items()
+                if key not in _RESUMABLE_DIFFERENCES and previous.get(section, {}).get(key) != value
+            )
+            if differences:
+                raise VipriorsError(
+                    f"Cannot resume {output}: its run was configured differently ({', '.join(differences)}). "
+                    f"Resume with --config {config_file}, or start a new run in another --output."
+                )
+    output.mkdir(parents=True, exist_ok=True)
+    temporary = config_file.with_suffix(".yaml.tmp")
+    temporary.write_text(yaml.safe_dump(document, sort_keys=False))
+    os.replace(temporary, config_file)
+
+
+def make_accelerator(
+    output: Path, cpu: bool, mixed_precision: str, gradient_accumulation_steps: int, report_to: str
+) -> Accelerator:
+    """An ``Accelerator`` on CPU when asked or when no GPU is present, with TensorBoard when available."""
+    log_with = None
+    if report_to == "tensorboard":
+        log_with = "tensorboard" if is_tensorboard_available() else None
+    elif report_to != "none":
+        log_with = report_to
+    return Accelerator(
+        cpu=cpu or not torch.cuda.is_available(),
+        mixed_precision=mixed_precision,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        log_with=log_with,
+        project_dir=str(output),
+    )
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """A CPU generator seeded from ``(seed, step)``: identical on every process, nothing to checkpoint."""
+    value = int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
+    return torch.Generator().manual_seed(value)
+
+
+class MetricsWriter:
+    """Appends one JSON object per call to ``OUTPUT/metrics.jsonl`` (main process only)."""
+
+    def __init__(self, path: Path, enabled: bool) -> None:
+        self.path = path
+        self.enabled = enabled
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        """Append ``record`` with a wall-clock timestamp."""
+        if self.enabled:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps({**record, "time": round(time.time(), 3)}) + "\n")
+
+
+class CheckpointManager:
+    """Atomic ``accelerator.save_state`` checkpoints under ``OUTPUT/checkpoints/step-XXXXXXXX``.
+
+    A checkpoint is written into a temporary folder and renamed once complete, so a kill during a
+    save leaves the previous checkpoint intact and :meth:`latest` never returns a partial one.
+    Besides accelerate's state, a checkpoint holds ``extra.safetensors`` (tensors outside the
+    prepared objects, e.g. the key encoder and queue) and ``progress.json`` (counters, loader state).
+    """
+
+    def __init__(self, accelerator: Accelerator, directory: Path, keep: int = 2) -> None:
+        self.accelerator = accelerator
+        self.directory = directory
+        self.keep = keep
+
+    def latest(self) -> Path | None:
+        """The newest complete checkpoint, or ``None``."""
+        if not self.directory.is_dir():
+            return None
+        complete = sorted(p for p in self.directory.iterdir() if _CHECKPOINT.match(p.name) and p.is_dir())
+        return complete[-1] if complete else None
+
+    def save(self, step: int, tensors: Mapping[str, torch.Tensor], progress: Mapping[str, Any]) -> Path:
+        """Save the accelerator state plus ``tensors`` and ``progress`` as checkpoint ``step``."""
+        final = self.directory / f"step-{step:08d}"
+        temporary = self.directory / f".partial-step-{step:08d}"
+        if self.accelerator.is_main_process:
+            shutil.rmtree(temporary, ignore_errors=True)
+            temporary.mkdir(parents=True)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(temporary))
+        if self.accelerator.is_main_process:
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, temporary / "extra.safetensors")
+            (temporary / "progress.json").write_text(json.dumps(dict(progress)))
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(temporary, final)
+            for old in sorted(p for p in self.directory.iterdir() if _CHECKPOINT.match(p.name))[: -self.keep]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        return final
+
+    def load(self, checkpoint: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Restore the accelerator state of ``checkpoint``; return its extra tensors and progress."""
+        self.accelerator.load_state(str(checkpoint))
+        tensors = load_file(checkpoint / "extra.safetensors", device=str(self.accelerator.device))
+        return tensors, json.loads((checkpoint / "progress.json").read_text())
