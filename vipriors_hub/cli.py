@@ -69,6 +69,18 @@ def _run_train_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_eval_teacher(args: argparse.Namespace) -> int:
+    from .train.evaluate import TeacherEvalConfig, evaluate_teacher
+
+    results = evaluate_teacher(resolve_config(args, TeacherEvalConfig, "eval"), data_config_from_args(args))
+    print(
+        f"{results['split']} ({results['images']} images): "
+        f"kNN top-1 {results['knn']['top1']:.2f}% top-5 {results['knn']['top5']:.2f}% | "
+        f"linear top-1 {results['linear']['top1']:.2f}% top-5 {results['linear']['top5']:.2f}%"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -96,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(teacher)
     add_config_arguments(teacher, TeacherConfig, "teacher")
     teacher.set_defaults(run=_run_train_teacher)
+
+    from .train.evaluate import TeacherEvalConfig
+
+    eval_teacher = commands.add_parser("eval-teacher", help="kNN and linear probe on a teacher's frozen features")
+    eval_teacher.add_argument("--config", help="YAML file with data: and eval: sections")
+    add_data_arguments(eval_teacher)
+    add_config_arguments(eval_teacher, TeacherEvalConfig, "evaluation")
+    eval_teacher.set_defaults(run=_run_eval_teacher)
     return parser
 
 

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..data import DataConfig, ExampleStream, ResumableLoader, load_data, moco_v2_transform
 from ..errors import VipriorsError
-from .export import pretrained_cfg_for, write_model_folder
+from .hub import pretrained_cfg_for, write_model_folder
 from .loop import CheckpointManager, MetricsWriter, make_accelerator, prepare_output_dir, step_generator
 from .moco import KeyQueue, build_key_encoder, build_query_encoder, contrastive_step, momentum_update
 

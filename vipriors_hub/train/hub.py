@@ -1,4 +1,4 @@
-"""Hub-ready folders: ``model.safetensors`` plus timm's ``config.json``, written atomically."""
+"""Hub-ready model folders: written atomically (``model.safetensors`` + timm's ``config.json``) and read back."""
 
 import json
 import os
@@ -10,7 +10,9 @@ import timm
 from safetensors.torch import save_file
 from torch import nn
 
-__all__ = ["pretrained_cfg_for", "write_model_folder"]
+from ..errors import VipriorsError
+
+__all__ = ["load_model_folder", "pretrained_cfg_for", "write_model_folder"]
 
 _SOURCE_KEYS = {"url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source", "architecture", "tag"}
 
@@ -62,3 +64,33 @@ def write_model_folder(
     os.replace(temporary, folder)
     shutil.rmtree(previous, ignore_errors=True)
     return folder
+
+
+def load_model_folder(folder: str | Path, expect: str) -> nn.Module:
+    """Load a model folder written by a trainer (or any timm folder) and check its phase.
+
+    Args:
+        folder: holds ``config.json`` and ``model.safetensors``.
+        expect: ``"teacher"`` (a backbone without classifier) or ``"student"`` (a classifier).
+
+    Raises:
+        VipriorsError: the folder is missing, incomplete, or holds the other phase.
+    """
+    folder = Path(folder)
+    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        raise VipriorsError(
+            f"{folder} is not a model folder (config.json + model.safetensors): pass OUTPUT/final of a training run."
+        )
+    config = json.loads((folder / "config.json").read_text())
+    is_student = int(config.get("num_classes", 0)) > 0
+    if expect == "teacher" and is_student:
+        raise VipriorsError(
+            f"{folder} holds a student classifier ({config['num_classes']} classes) where a teacher backbone is "
+            "expected: pass the teacher's OUTPUT/final (train-teacher), or use `vipriors-hub evaluate` for students."
+        )
+    if expect == "student" and not is_student:
+        raise VipriorsError(
+            f"{folder} holds a teacher backbone (no classifier) where a student classifier is expected: pass the "
+            "student's OUTPUT/final (train-student), or use `vipriors-hub eval-teacher` for teachers."
+        )
+    return timm.create_model(f"local-dir:{folder}", pretrained=True)

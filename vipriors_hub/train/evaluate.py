@@ -1,0 +1,130 @@
+"""Evaluation: frozen-feature kNN and linear probe for teachers (top-1 / top-5)."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data import DataConfig, ExampleStream, ResumableLoader, eval_transform, load_data
+from ..errors import VipriorsError
+from .hub import load_model_folder
+
+__all__ = ["TeacherEvalConfig", "evaluate_teacher", "extract_features", "knn_scores", "linear_probe_scores", "topk"]
+
+
+@dataclass
+class TeacherEvalConfig:
+    """Settings of ``vipriors-hub eval-teacher``."""
+
+    checkpoint: str = field(default="runs/teacher/final", metadata={"help": "a teacher folder (OUTPUT/final)"})
+    output: str = field(default="teacher_eval.json", metadata={"help": "results JSON file"})
+    split: str = field(default="val", metadata={"help": "split to score: val or test"})
+    resolution: int | None = field(default=None, metadata={"help": "input size (default: the training size)"})
+    batch_size: int = field(default=256, metadata={"help": "images per forward pass"})
+    knn_k: int = field(default=200, metadata={"help": "neighbours of the kNN classifier"})
+    knn_temperature: float = field(default=0.07, metadata={"help": "temperature of the kNN votes"})
+    linear_epochs: int = field(default=100, metadata={"help": "L-BFGS iterations of the linear probe"})
+    linear_weight_decay: float = field(default=1e-4, metadata={"help": "L2 penalty of the linear probe"})
+    num_workers: int = field(default=2, metadata={"help": "DataLoader workers"})
+
+
+def topk(scores: Tensor, labels: Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+    """Top-k accuracies in percent of ``scores`` ``(N, C)`` against ``labels`` ``(N,)`` (k capped at C)."""
+    ranked = scores.topk(min(max(ks), scores.shape[1]), dim=1).indices
+    hits = ranked == labels[:, None]
+    return {f"top{k}": 100.0 * hits[:, :k].any(dim=1).float().mean().item() for k in ks}
+
+
+@torch.no_grad()
+def extract_features(
+    model: nn.Module, split, resolution: int, batch_size: int, num_workers: int, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """Model outputs on every image of ``split`` (centre crop): ``(N, F)`` features and ``(N,)`` labels."""
+    data_config = timm.data.resolve_data_config({}, model=model)
+    stream = ExampleStream(split, eval_transform(resolution, data_config), shuffle=False, batch_size=batch_size)
+    model.eval().to(device)
+    features, labels = [], []
+    for images, batch_labels in ResumableLoader(stream, num_workers=num_workers):
+        features.append(model(images.to(device)).float().cpu())
+        labels.append(batch_labels)
+    return torch.cat(features), torch.cat(labels)
+
+
+def knn_scores(
+    bank: Tensor, bank_labels: Tensor, queries: Tensor, num_classes: int, k: int = 200, temperature: float = 0.07
+) -> Tensor:
+    """Weighted kNN class scores ``(Q, C)``: the ``k`` most cosine-similar bank features vote for their
+    class with weight ``exp(similarity / temperature)`` (InstDisc / MoCo protocol).
+
+    Args:
+        bank: ``(N, F)`` features with labels ``(N,)``; queries: ``(Q, F)``.
+    """
+    bank = F.normalize(bank, dim=1)
+    k = min(k, bank.shape[0])
+    scores = []
+    for chunk in F.normalize(queries, dim=1).split(1024):
+        similarity, index = (chunk @ bank.T).topk(k, dim=1)
+        votes = torch.zeros(chunk.shape[0], num_classes).scatter_add_(
+            1, bank_labels[index], (similarity / temperature).exp()
+        )
+        scores.append(votes)
+    return torch.cat(scores)
+
+
+def linear_probe_scores(
+    train: Tensor, train_labels: Tensor, queries: Tensor, num_classes: int, iterations: int, weight_decay: float
+) -> Tensor:
+    """Fit a multinomial logistic regression on frozen, standardised features with L-BFGS and return
+    the class scores ``(Q, C)`` of ``queries``. Shapes: ``train`` ``(N, F)``, ``queries`` ``(Q, F)``."""
+    mean, std = train.mean(dim=0), train.std(dim=0).clamp_min(1e-6)
+    inputs = (train - mean) / std
+    classifier = nn.Linear(train.shape[1], num_classes)
+    optimizer = torch.optim.LBFGS(classifier.parameters(), lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(classifier(inputs), train_labels) + weight_decay * classifier.weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        return classifier((queries - mean) / std)
+
+
+def evaluate_teacher(config: TeacherEvalConfig, data_config: DataConfig) -> dict[str, object]:
+    """kNN and linear-probe accuracy of a teacher's frozen features; writes and returns the results.
+
+    The training split is the kNN bank and the probe's training set; ``config.split`` is scored.
+    """
+    model = load_model_folder(config.checkpoint, expect="teacher")
+    data = load_data(data_config)
+    if config.split not in data.splits:
+        raise VipriorsError(f"The data source has no '{config.split}' split (it has: {', '.join(data.splits)}).")
+    resolution = config.resolution or model.pretrained_cfg["input_size"][-1]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    train, train_labels = extract_features(
+        model, data.splits["train"], resolution, config.batch_size, config.num_workers, device
+    )
+    scored, labels = extract_features(
+        model, data.splits[config.split], resolution, config.batch_size, config.num_workers, device
+    )
+    classes = len(data.class_names)
+    knn = knn_scores(train, train_labels, scored, classes, config.knn_k, config.knn_temperature)
+    linear = linear_probe_scores(train, train_labels, scored, classes, config.linear_epochs, config.linear_weight_decay)
+    results = {
+        "checkpoint": str(config.checkpoint),
+        "split": config.split,
+        "images": len(labels),
+        "resolution": resolution,
+        "knn": {**topk(knn, labels), "k": config.knn_k, "temperature": config.knn_temperature},
+        "linear": topk(linear, labels),
+    }
+    output = Path(config.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2))
+    return results
