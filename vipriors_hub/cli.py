@@ -4,6 +4,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import timm
 
@@ -81,6 +82,34 @@ def _run_eval_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_train_student(args: argparse.Namespace) -> int:
+    from .train.student import StudentConfig, train_student
+
+    final = train_student(resolve_config(args, StudentConfig, "train"), data_config_from_args(args))
+    print(f"Student written to {final}")
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .train.evaluate import evaluate_students
+
+    results = evaluate_students(
+        args.checkpoint,
+        data_config_from_args(args),
+        args.split,
+        Path(args.output),
+        ten_crop=args.ten_crop,
+        resolution=args.resolution,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        submission=Path(args.submission) if args.submission else None,
+    )
+    name = "ensemble" if len(args.checkpoint) > 1 else "student"
+    scores = f"top-1 {results['top1']:.2f}% top-5 {results['top5']:.2f}%"
+    print(f"{name} on {results['split']} ({results['images']} images): {scores}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -109,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(teacher, TeacherConfig, "teacher")
     teacher.set_defaults(run=_run_train_teacher)
 
+    from .train.student import StudentConfig
+
+    student = commands.add_parser("train-student", help="phase 2: distil the teacher into a student classifier")
+    student.add_argument("--config", help="YAML file with data: and train: sections (e.g. a run's config.yaml)")
+    add_data_arguments(student)
+    add_config_arguments(student, StudentConfig, "student")
+    student.set_defaults(run=_run_train_student)
+
     from .train.evaluate import TeacherEvalConfig
 
     eval_teacher = commands.add_parser("eval-teacher", help="kNN and linear probe on a teacher's frozen features")
@@ -116,6 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(eval_teacher)
     add_config_arguments(eval_teacher, TeacherEvalConfig, "evaluation")
     eval_teacher.set_defaults(run=_run_eval_teacher)
+
+    evaluate = commands.add_parser("evaluate", help="top-1/top-5 of a student or an ensemble; submission CSV")
+    evaluate.add_argument("--checkpoint", action="append", required=True, help="student folder; repeat to ensemble")
+    evaluate.add_argument("--split", default="val", choices=("val", "test"))
+    evaluate.add_argument("--ten-crop", action="store_true", help="average the softmax of ten crops")
+    evaluate.add_argument("--resolution", type=int, help="test input size (default: each model's)")
+    evaluate.add_argument("--output", default="results.json", help="results JSON file")
+    evaluate.add_argument("--submission", help="also write the VIPriors submission CSV here")
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--num-workers", type=int, default=2)
+    evaluate.add_argument("--config", help="YAML file with a data: section")
+    add_data_arguments(evaluate)
+    evaluate.set_defaults(run=_run_evaluate)
     return parser
 
 

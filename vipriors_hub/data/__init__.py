@@ -3,7 +3,7 @@
 from .sources import DATASETS, DataConfig, DataSplits, add_data_arguments, describe, load_data
 from .split_lists import SplitListError, load_split_lists
 from .stream import ExampleStream, ResumableLoader
-from .transforms import TwoCrops, eval_transform, moco_v2_transform, student_train_transform
+from .transforms import TwoCrops, eval_transform, moco_v2_transform, student_train_transform, ten_crop_transform
 
 __all__ = [
     "DATASETS",
@@ -20,4 +20,5 @@ __all__ = [
     "load_split_lists",
     "moco_v2_transform",
     "student_train_transform",
+    "ten_crop_transform",
 ]

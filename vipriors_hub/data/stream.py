@@ -72,6 +72,9 @@ class ExampleStream(torch.utils.data.IterableDataset):
         batch_size: the loader's batch size (workers take whole batches in turn).
         even_shares: drop the remainder so every rank gets the same number of examples.
         shuffle_buffer: buffer size of a streaming source's shuffle.
+        with_index: also yield each example's row index in a map-style source:
+            ``(image, label, index)``, so that predictions can be matched to ids although
+            unreadable images are skipped.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class ExampleStream(torch.utils.data.IterableDataset):
         batch_size: int = 1,
         even_shares: bool | None = None,
         shuffle_buffer: int = 10_000,
+        with_index: bool = False,
     ) -> None:
         super().__init__()
         self.source = source
@@ -97,6 +101,9 @@ class ExampleStream(torch.utils.data.IterableDataset):
         self.batch_size = batch_size
         self.even_shares = shuffle if even_shares is None else even_shares
         self.shuffle_buffer = shuffle_buffer
+        if with_index and self.is_streaming:
+            raise ValueError("with_index needs a map-style source.")
+        self.with_index = with_index
         self.epoch = 0
         self.skip_batches = 0
         self.skipped_images = 0
@@ -129,7 +136,7 @@ class ExampleStream(torch.utils.data.IterableDataset):
         first_batch = self.skip_batches + worker
         for batch_start in range(first_batch * self.batch_size, len(indices), workers * self.batch_size):
             for position in range(batch_start, min(batch_start + self.batch_size, len(indices))):
-                yield position, self.source[int(indices[position])]
+                yield position, {**self.source[int(indices[position])], "_index": int(indices[position])}
 
     def _streamed_examples(self, worker: int, workers: int) -> Iterator[tuple[int, dict[str, Any]]]:
         stream = self.source
@@ -157,7 +164,10 @@ class ExampleStream(torch.utils.data.IterableDataset):
                 continue
             seed = int(np.random.SeedSequence([self.seed, self.epoch, self.rank, position]).generate_state(1)[0])
             with _seeded_rngs(seed, restore=info is None):
-                yield self.transform(image), int(example["label"])
+                if self.with_index:
+                    yield self.transform(image), int(example["label"]), example["_index"]
+                else:
+                    yield self.transform(image), int(example["label"])
         self.skipped_images += skipped
         if skipped:
             logger.warning(

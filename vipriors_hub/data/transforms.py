@@ -9,8 +9,9 @@ from typing import Any
 import torch
 from PIL import Image
 from timm.data import create_transform
+from torchvision import transforms
 
-__all__ = ["TwoCrops", "eval_transform", "moco_v2_transform", "student_train_transform"]
+__all__ = ["TwoCrops", "eval_transform", "moco_v2_transform", "student_train_transform", "ten_crop_transform"]
 
 
 class TwoCrops:
@@ -75,3 +76,27 @@ def eval_transform(
         mean=data_config["mean"],
         std=data_config["std"],
     )
+
+
+def ten_crop_transform(
+    resolution: int, data_config: dict[str, Any], crop_pct: float = 0.875
+) -> Callable[[Image.Image], torch.Tensor]:
+    """10-crop test: resize the short side to ``resolution / crop_pct``, then the four corners and the
+    centre, each also flipped. Returns ``(10, 3, resolution, resolution)``."""
+    to_tensor = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize(mean=data_config["mean"], std=data_config["std"])]
+    )
+    resize = transforms.Resize(
+        int(resolution / crop_pct), interpolation=transforms.InterpolationMode(data_config["interpolation"])
+    )
+    return transforms.Compose([resize, transforms.TenCrop(resolution), _StackViews(to_tensor)])
+
+
+class _StackViews:
+    """Apply a per-view transform to a tuple of PIL views and stack them: ``(V, 3, H, W)``."""
+
+    def __init__(self, transform: Callable[[Image.Image], torch.Tensor]) -> None:
+        self.transform = transform
+
+    def __call__(self, views: tuple[Image.Image, ...]) -> torch.Tensor:
+        return torch.stack([self.transform(view) for view in views])

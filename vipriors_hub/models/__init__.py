@@ -1,6 +1,6 @@
 """The timm-registered ``vipriors_*`` model family and its pre-ReLU feature access."""
 
-from .features import forward_pre_relu_features, stage_channels
+from .features import forward_pre_relu_features, pre_relu_batchnorms, stage_channels
 from .vipriors_resnet import (
     ARCHITECTURES,
     HUB_ORGANIZATION,
@@ -16,5 +16,6 @@ __all__ = [
     "PRETRAINED_TAGS",
     "forward_pre_relu_features",
     "hub_repo_id",
+    "pre_relu_batchnorms",
     "stage_channels",
 ]

@@ -11,7 +11,7 @@ at no extra copy and leaves the model's output unchanged.
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import Tensor, nn
 
-__all__ = ["stage_channels", "forward_pre_relu_features"]
+__all__ = ["forward_pre_relu_features", "pre_relu_batchnorms", "stage_channels"]
 
 
 def _stage_names(model: ResNet) -> list[str]:
@@ -29,6 +29,21 @@ def _final_activation(block: nn.Module) -> nn.Module:
     if isinstance(block, BasicBlock):
         return block.act2
     raise TypeError(f"Pre-ReLU features need BasicBlock or Bottleneck stages, got {type(block).__name__}.")
+
+
+def pre_relu_batchnorms(model: ResNet) -> list[nn.BatchNorm2d]:
+    """For each stage, the BatchNorm of the last block's residual branch, just before the pre-ReLU sum
+    (``bn2`` of a BasicBlock, ``bn3`` of a Bottleneck): OFD derives its margins from it."""
+    norms = []
+    for name in _stage_names(model):
+        block = model.get_submodule(name)[-1]
+        if isinstance(block, Bottleneck):
+            norms.append(block.bn3)
+        elif isinstance(block, BasicBlock):
+            norms.append(block.bn2)
+        else:
+            raise TypeError(f"OFD margins need BasicBlock or Bottleneck stages, got {type(block).__name__}.")
+    return norms
 
 
 def forward_pre_relu_features(model: ResNet, images: Tensor) -> tuple[Tensor, list[Tensor]]:

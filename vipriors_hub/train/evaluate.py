@@ -1,5 +1,6 @@
-"""Evaluation: frozen-feature kNN and linear probe for teachers (top-1 / top-5)."""
+"""Evaluation: kNN and linear probe for teachers; accuracy, 10-crop, ensembles and submissions for students."""
 
+import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,11 +10,30 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data import DataConfig, ExampleStream, ResumableLoader, eval_transform, load_data
+from ..data import (
+    DataConfig,
+    ExampleStream,
+    ResumableLoader,
+    eval_transform,
+    load_data,
+    load_split_lists,
+    ten_crop_transform,
+)
 from ..errors import VipriorsError
 from .hub import load_model_folder
 
-__all__ = ["TeacherEvalConfig", "evaluate_teacher", "extract_features", "knn_scores", "linear_probe_scores", "topk"]
+__all__ = [
+    "TeacherEvalConfig",
+    "evaluate_students",
+    "evaluate_teacher",
+    "extract_features",
+    "knn_scores",
+    "linear_probe_scores",
+    "predict_probabilities",
+    "read_submission",
+    "topk",
+    "write_submission",
+]
 
 
 @dataclass
@@ -127,4 +147,129 @@ def evaluate_teacher(config: TeacherEvalConfig, data_config: DataConfig) -> dict
     output = Path(config.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2))
+    return results
+
+
+@torch.no_grad()
+def predict_probabilities(
+    model: nn.Module,
+    split,
+    resolution: int,
+    ten_crop: bool,
+    batch_size: int,
+    num_workers: int,
+    device: torch.device,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Softmax probabilities of ``model`` on every readable image of ``split``.
+
+    With ``ten_crop`` each image is seen in ten views (corners, centre, flipped) whose probabilities
+    are averaged. Returns probabilities ``(N, C)``, labels ``(N,)`` and row indices into ``split``
+    ``(N,)`` (unreadable images are skipped).
+    """
+    data_config = timm.data.resolve_data_config({}, model=model)
+    crop_pct = model.pretrained_cfg.get("crop_pct", 0.875)
+    transform = (ten_crop_transform if ten_crop else eval_transform)(resolution, data_config, crop_pct)
+    stream = ExampleStream(split, transform, shuffle=False, batch_size=batch_size, with_index=True)
+    model.eval().to(device)
+    probabilities, labels, indices = [], [], []
+    for images, batch_labels, batch_indices in ResumableLoader(stream, num_workers=num_workers):
+        images = images.to(device)
+        if ten_crop:
+            views = images.shape[1]
+            scores = model(images.flatten(0, 1)).float().softmax(dim=1)
+            probabilities.append(scores.view(-1, views, scores.shape[1]).mean(dim=1).cpu())
+        else:
+            probabilities.append(model(images).float().softmax(dim=1).cpu())
+        labels.append(batch_labels)
+        indices.append(batch_indices)
+    return torch.cat(probabilities), torch.cat(labels), torch.cat(indices)
+
+
+def write_submission(path: Path, image_ids: list[str], predictions: list[int]) -> None:
+    """Write the VIPriors submission CSV: header ``Image IDs,Predictions``, one row per image."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Image IDs", "Predictions"])
+        writer.writerows(zip(image_ids, predictions, strict=True))
+
+
+def read_submission(path: Path) -> dict[str, int]:
+    """Read a submission CSV back: image id -> predicted class index."""
+    with Path(path).open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if rows[:1] != [["Image IDs", "Predictions"]]:
+        raise VipriorsError(f"{path} is not a VIPriors submission (header must be 'Image IDs,Predictions').")
+    return {image_id: int(prediction) for image_id, prediction in rows[1:]}
+
+
+def _image_ids(data_config: DataConfig, split_name: str, split, rows: Tensor) -> list[str]:
+    """Submission ids of ``rows`` of ``split``: ``img_{i}.JPEG`` (position in the official list) for the
+    VIPriors test split, else the split's ``id`` column, else the row index."""
+    if data_config.dataset == "vipriors" and split_name == "test":
+        position = {entry.stem: i for i, entry in enumerate(load_split_lists(data_config.split_lists).test)}
+        return [f"img_{position[split[int(row)]['id']]}.JPEG" for row in rows]
+    if "id" in split.column_names:
+        ids = split["id"]
+        return [str(ids[int(row)]) for row in rows]
+    return [str(int(row)) for row in rows]
+
+
+def evaluate_students(
+    checkpoints: list[str],
+    data_config: DataConfig,
+    split: str,
+    output: Path,
+    ten_crop: bool = False,
+    resolution: int | None = None,
+    batch_size: int = 64,
+    num_workers: int = 2,
+    submission: Path | None = None,
+) -> dict[str, object]:
+    """Score one student or the ensemble of several (mean of their softmax) on ``split``.
+
+    Writes and returns ``{"top1", "top5", "per_class", "members": [...], ...}``; with ``submission``
+    also the VIPriors CSV of the ensemble's predictions.
+
+    Raises:
+        VipriorsError: a checkpoint is not a student, or its classes differ from the data's.
+    """
+    data = load_data(data_config)
+    if split not in data.splits:
+        raise VipriorsError(f"The data source has no '{split}' split (it has: {', '.join(data.splits)}).")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    members, summed, labels, rows = [], None, None, None
+    for checkpoint in checkpoints:
+        model = load_model_folder(checkpoint, expect="student")
+        if model.num_classes != len(data.class_names):
+            raise VipriorsError(
+                f"{checkpoint} classifies {model.num_classes} classes but the data has {len(data.class_names)}: "
+                "evaluate it on the data it was trained for (--dataset, --data-dir)."
+            )
+        size = resolution or model.pretrained_cfg["input_size"][-1]
+        probabilities, labels, rows = predict_probabilities(
+            model, data.splits[split], size, ten_crop, batch_size, num_workers, device
+        )
+        members.append({"checkpoint": str(checkpoint), "resolution": size, **topk(probabilities, labels)})
+        summed = probabilities if summed is None else summed + probabilities
+    ensemble = summed / len(checkpoints)
+    predictions = ensemble.argmax(dim=1)
+    per_class = {
+        name: 100.0 * (predictions[labels == index] == index).float().mean().item()
+        for index, name in enumerate(data.class_names)
+        if (labels == index).any()
+    }
+    results = {
+        "split": split,
+        "images": len(labels),
+        "ten_crop": ten_crop,
+        "checkpoints": [str(c) for c in checkpoints],
+        **topk(ensemble, labels),
+        "members": members,
+        "per_class": per_class,
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2))
+    if submission is not None:
+        write_submission(submission, _image_ids(data_config, split, data.splits[split], rows), predictions.tolist())
     return results

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import timm
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import is_tensorboard_available
+from accelerate.utils import ProjectConfiguration, is_tensorboard_available, set_seed
 from safetensors.torch import load_file, save_file
 
 from ..errors import VipriorsError
@@ -30,9 +31,13 @@ from ..errors import VipriorsError
 __all__ = [
     "CheckpointManager",
     "MetricsWriter",
+    "check_architecture",
     "make_accelerator",
     "prepare_output_dir",
+    "scaled_lr",
+    "start_run",
     "step_generator",
+    "tracker_config",
 ]
 
 _CHECKPOINT = re.compile(r"^step-(\d{8})$")
@@ -89,8 +94,51 @@ def make_accelerator(
         mixed_precision=mixed_precision,
         gradient_accumulation_steps=gradient_accumulation_steps,
         log_with=log_with,
-        project_dir=str(output),
+        project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs")),
     )
+
+
+def check_architecture(name: str) -> None:
+    """Refuse a model name that is not a member of the family, listing the members."""
+    family = timm.list_models("vipriors_*")
+    if name not in family:
+        raise VipriorsError(f"Unknown architecture '{name}'. Choose one of: {', '.join(family)}.")
+
+
+def start_run(
+    output: Path,
+    sections: Mapping[str, Any],
+    *,
+    cpu: bool,
+    mixed_precision: str,
+    gradient_accumulation_steps: int,
+    report_to: str,
+    resume: bool,
+    overwrite: bool,
+    seed: int,
+) -> Accelerator:
+    """Create the accelerator, prepare ``output`` (main process) and seed every generator."""
+    accelerator = make_accelerator(output, cpu, mixed_precision, gradient_accumulation_steps, report_to)
+    if accelerator.is_main_process:
+        prepare_output_dir(output, sections, resume, overwrite)
+    accelerator.wait_for_everyone()
+    set_seed(seed)
+    return accelerator
+
+
+def scaled_lr(base_lr: float, batch_size: int, accelerator: Accelerator, gradient_accumulation_steps: int) -> float:
+    """Linear scaling rule: ``base_lr * effective_batch / 256``."""
+    return base_lr * batch_size * accelerator.num_processes * gradient_accumulation_steps / 256
+
+
+def tracker_config(sections: Mapping[str, Any]) -> dict[str, bool | int | float | str]:
+    """The scalar settings of every section, as ``section/field`` (for the trackers' hyperparameters)."""
+    return {
+        f"{name}/{key}": value
+        for name, section in sections.items()
+        for key, value in dataclasses.asdict(section).items()
+        if isinstance(value, bool | int | float | str)
+    }
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:

@@ -6,7 +6,6 @@ scaling rule ``base_lr * effective_batch / 256`` with ``effective_batch = batch_
 gradient_accumulation_steps`` (MoCo v2: 0.03 for 256).
 """
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -14,14 +13,21 @@ from pathlib import Path
 
 import timm
 import torch
-from accelerate.utils import set_seed
 from timm.scheduler import CosineLRScheduler
 from tqdm.auto import tqdm
 
 from ..data import DataConfig, ExampleStream, ResumableLoader, load_data, moco_v2_transform
 from ..errors import VipriorsError
 from .hub import pretrained_cfg_for, write_model_folder
-from .loop import CheckpointManager, MetricsWriter, make_accelerator, prepare_output_dir, step_generator
+from .loop import (
+    CheckpointManager,
+    MetricsWriter,
+    check_architecture,
+    scaled_lr,
+    start_run,
+    step_generator,
+    tracker_config,
+)
 from .moco import KeyQueue, build_key_encoder, build_query_encoder, contrastive_step, momentum_update
 
 __all__ = ["TeacherConfig", "train_teacher"]
@@ -58,15 +64,6 @@ class TeacherConfig:
     overwrite: bool = field(default=False, metadata={"help": "delete a previous run in --output first"})
 
 
-def _scalar_config(sections: dict[str, object]) -> dict[str, object]:
-    flat = {}
-    for name, section in sections.items():
-        for key, value in dataclasses.asdict(section).items():
-            if isinstance(value, bool | int | float | str):
-                flat[f"{name}/{key}"] = value
-    return flat
-
-
 def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
     """Train the teacher; return ``OUTPUT/final`` (backbone without head, Hub-ready).
 
@@ -75,18 +72,19 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
             resume, or a non-finite loss (the last good checkpoint is kept).
     """
     output = Path(config.output)
-    accelerator = make_accelerator(
-        output, config.cpu, config.mixed_precision, config.gradient_accumulation_steps, config.report_to
-    )
+    check_architecture(config.architecture)
     sections = {"data": data_config, "train": config}
-    if accelerator.is_main_process:
-        prepare_output_dir(output, sections, config.resume, config.overwrite)
-    accelerator.wait_for_everyone()
-    set_seed(data_config.seed)
-    if config.architecture not in timm.list_models("vipriors_*"):
-        raise VipriorsError(
-            f"Unknown architecture '{config.architecture}'. Choose one of: {', '.join(timm.list_models('vipriors_*'))}."
-        )
+    accelerator = start_run(
+        output,
+        sections,
+        cpu=config.cpu,
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        report_to=config.report_to,
+        resume=config.resume,
+        overwrite=config.overwrite,
+        seed=data_config.seed,
+    )
 
     with accelerator.main_process_first():
         data = load_data(data_config)
@@ -113,8 +111,7 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
     total_steps = config.epochs * steps_per_epoch
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
-    effective_batch = config.batch_size * accelerator.num_processes * config.gradient_accumulation_steps
-    lr = config.base_lr * effective_batch / 256
+    lr = scaled_lr(config.base_lr, config.batch_size, accelerator, config.gradient_accumulation_steps)
     optimizer = torch.optim.SGD(
         query_encoder.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
@@ -141,7 +138,7 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
         loader.load_state_dict(progress["loader"])
         accelerator.print(f"Resumed from {checkpoint} at step {step}.")
     scheduler.step_update(step)
-    accelerator.init_trackers("teacher", config=_scalar_config(sections))
+    accelerator.init_trackers("teacher", config=tracker_config(sections))
 
     def save_checkpoint() -> None:
         tensors = {f"key_encoder.{k}": v for k, v in key_encoder.state_dict().items()}
