@@ -14,6 +14,21 @@ import pytest  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+from vipriors_hub.data import DataConfig  # noqa: E402
+
+FASHION = DataConfig(dataset="fashion-mnist", data_dir=str(SHARED_DATA / "fashion-mnist"), per_class=50, seed=0)
+TINY_TEACHER = dict(
+    architecture="vipriors_resnet_tiny",
+    resolution=32,
+    batch_size=64,
+    queue_size=128,
+    base_lr=0.12,
+    key_momentum=0.99,
+    num_workers=0,
+    log_every=1,
+    report_to="none",
+)
+
 
 def write_to_hf_cache(cache_dir: Path, repo_id: str, files: dict[str, Path]) -> Path:
     """Lay ``files`` (name in repo -> local file) into ``cache_dir`` as huggingface_hub caches a
@@ -46,3 +61,13 @@ def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, 
         return write_to_hf_cache(cache_dir, repo_id, files)
 
     return add
+
+
+@pytest.fixture(scope="session")
+def teacher_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny MoCo teacher trained for 8 epochs on 400 Fashion-MNIST images (about 15 s)."""
+    from vipriors_hub.train.teacher import TeacherConfig, train_teacher
+
+    output = tmp_path_factory.mktemp("teacher")
+    train_teacher(TeacherConfig(output=str(output), epochs=8, **TINY_TEACHER), FASHION)
+    return output

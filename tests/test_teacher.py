@@ -9,33 +9,13 @@ import numpy as np
 import pytest
 import timm
 import torch
-from conftest import SHARED_DATA
+from conftest import FASHION, SHARED_DATA
+from conftest import TINY_TEACHER as TINY
 from safetensors.torch import load_file
 
 from vipriors_hub.cli import main
-from vipriors_hub.data import DataConfig
 from vipriors_hub.errors import VipriorsError
 from vipriors_hub.train.teacher import TeacherConfig, train_teacher
-
-FASHION = DataConfig(dataset="fashion-mnist", data_dir=str(SHARED_DATA / "fashion-mnist"), per_class=50, seed=0)
-TINY = dict(
-    architecture="vipriors_resnet_tiny",
-    resolution=32,
-    batch_size=64,
-    queue_size=128,
-    base_lr=0.12,
-    key_momentum=0.99,
-    num_workers=0,
-    log_every=1,
-    report_to="none",
-)
-
-
-@pytest.fixture(scope="module")
-def teacher_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    output = tmp_path_factory.mktemp("teacher")
-    train_teacher(TeacherConfig(output=str(output), epochs=8, **TINY), FASHION)
-    return output
 
 
 def test_smoke_run_lowers_the_loss(teacher_run: Path) -> None:

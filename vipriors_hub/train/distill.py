@@ -64,11 +64,14 @@ def student_from_teacher(architecture: str, teacher: nn.Module | None, num_class
         raise VipriorsError(f"--init must be 'teacher' or 'scratch', got '{init}'.")
     if teacher is None:
         raise VipriorsError("--init teacher needs --teacher FOLDER (a train-teacher OUTPUT/final).")
-    missing, unexpected = student.load_state_dict(teacher.state_dict(), strict=False)
-    if unexpected or set(missing) - {"fc.weight", "fc.bias"}:
+    student_state, teacher_state = student.state_dict(), teacher.state_dict()
+    misfits = [k for k, v in teacher_state.items() if k not in student_state or student_state[k].shape != v.shape]
+    misfits += [k for k in student_state if k not in teacher_state and k not in ("fc.weight", "fc.bias")]
+    if misfits:
         raise VipriorsError(
-            f"The teacher's weights do not fit a {architecture} student (missing: {missing[:4]}, unexpected: "
-            f"{unexpected[:4]}). Self-distillation needs the teacher's architecture; use --init scratch to "
-            "distil into another architecture."
+            f"The teacher's weights do not fit a {architecture} student ({len(misfits)} tensors differ, e.g. "
+            f"{', '.join(misfits[:3])}). Self-distillation needs the teacher's architecture; use --init scratch "
+            "to distil into another architecture."
         )
+    student.load_state_dict(teacher_state, strict=False)
     return student

@@ -1,0 +1,134 @@
+"""Phase-2 trainer and student evaluation: smoke run, 10-crop, ensembles, submission CSV."""
+
+import json
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from conftest import FASHION, SHARED_DATA
+from PIL import Image
+
+from vipriors_hub.cli import main
+from vipriors_hub.data import DataConfig, load_data, ten_crop_transform
+from vipriors_hub.errors import VipriorsError
+from vipriors_hub.train.evaluate import evaluate_students, predict_probabilities, read_submission, write_submission
+from vipriors_hub.train.hub import pretrained_cfg_for, write_model_folder
+from vipriors_hub.train.student import StudentConfig, train_student
+
+TINY_STUDENT = dict(
+    resolution=32, batch_size=64, num_workers=0, log_every=1, report_to="none", no_distill_epochs=1, schedule="cosine"
+)
+
+
+@pytest.fixture(scope="module")
+def student_run(teacher_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("student")
+    train_student(
+        StudentConfig(output=str(output), teacher=str(teacher_run / "final"), epochs=3, **TINY_STUDENT), FASHION
+    )
+    return output
+
+
+def test_student_smoke_run_distils_after_the_first_epochs(student_run: Path, teacher_run: Path) -> None:
+    records = [json.loads(line) for line in (student_run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    assert all(r["distillation"] == 0 for r in steps if r["epoch"] <= 1)
+    assert all(r["distillation"] > 0 for r in steps if r["epoch"] > 1)
+    assert [r["epoch"] for r in records if "val_top1" in r] == [1.0, 2.0, 3.0]
+    config = json.loads((student_run / "final" / "config.json").read_text())
+    assert config["num_classes"] == 10 and config["pretrained_cfg"]["label_names"][0] == "T-shirt/top"
+    assert (student_run / "best" / "model.safetensors").is_file()
+    model = timm.create_model(f"local-dir:{student_run / 'final'}", pretrained=True).eval()
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_student_evaluate_and_submission(student_run: Path, tmp_path: Path) -> None:
+    data = ["--dataset", "fashion-mnist", "--data-dir", str(SHARED_DATA / "fashion-mnist"), "--per-class", "50"]
+    args = ["evaluate", "--checkpoint", str(student_run / "final"), "--split", "val", "--num-workers", "0"]
+    args += ["--output", str(tmp_path / "results.json"), "--submission", str(tmp_path / "sub.csv"), *data]
+    assert main(args) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    submission = read_submission(tmp_path / "sub.csv")
+    assert results["images"] == len(submission) == 100
+    assert set(results["per_class"]) == set(load_data(FASHION).class_names)
+    assert results["top1"] == pytest.approx(sum(results["per_class"].values()) / 10)
+
+
+def test_ensemble_of_identical_checkpoints_equals_one(student_run: Path, tmp_path: Path) -> None:
+    final = str(student_run / "final")
+    config = DataConfig(**{**FASHION.__dict__, "per_class": 10})
+    one = evaluate_students([final], config, "val", tmp_path / "one.json", num_workers=0)
+    two = evaluate_students([final, final], config, "val", tmp_path / "two.json", num_workers=0)
+    assert (one["top1"], one["top5"], one["per_class"]) == pytest.approx((two["top1"], two["top5"], two["per_class"]))
+
+
+def test_ten_crop_averages_ten_views() -> None:
+    data_config = {"interpolation": "bilinear", "mean": (0.5,) * 3, "std": (0.5,) * 3}
+    image = Image.frombytes("RGB", (40, 36), bytes(range(256)) * 16 + bytes(range(224)))
+    views = ten_crop_transform(32, data_config)(image)
+    assert views.shape == (10, 3, 32, 32)
+    assert torch.equal(views[9], views[4].flip(-1)) and torch.equal(views[5], views[1].flip(-1))
+    assert not torch.equal(views[0], views[4])
+
+    model = timm.create_model("vipriors_resnet_tiny", num_classes=3, pretrained_cfg_overlay=dict(crop_pct=0.875)).eval()
+    split = load_data(DataConfig(**{**FASHION.__dict__, "per_class": 5})).splits["val"]
+    probabilities, _, rows = predict_probabilities(model, split, 32, True, 4, 0, torch.device("cpu"))
+    from vipriors_hub.data.images import decode_rgb
+
+    first = ten_crop_transform(32, timm.data.resolve_data_config({}, model=model))(
+        decode_rgb(split[int(rows[0])]["image"])
+    )
+    with torch.no_grad():
+        expected = model(first).softmax(dim=1).mean(dim=0)
+    assert torch.allclose(probabilities[0], expected, atol=1e-6)
+
+
+def test_submission_round_trips(tmp_path: Path) -> None:
+    ids, predictions = [f"img_{i}.JPEG" for i in range(5)], [3, 999, 0, 12, 3]
+    write_submission(tmp_path / "sub.csv", ids, predictions)
+    assert (tmp_path / "sub.csv").read_text().splitlines()[0] == "Image IDs,Predictions"
+    assert read_submission(tmp_path / "sub.csv") == dict(zip(ids, predictions, strict=True))
+
+
+def test_vipriors_test_submission_uses_official_image_ids(tmp_path: Path) -> None:
+    from vipriors_hub.data import load_split_lists
+
+    lists = load_split_lists(SHARED_DATA / "vipriors_splits")
+    root = tmp_path / "imagenet_50"
+    for split in ("train", "val"):
+        entry = lists.split(split)[0]
+        (root / split / entry.wnid).mkdir(parents=True)
+        Image.new("RGB", (16, 16)).save(root / split / entry.wnid / f"{entry.stem}.JPEG")
+    (root / "test").mkdir()
+    for i in (0, 2, 3):
+        Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(root / "test" / f"img_{i}.JPEG")
+    student = timm.create_model("vipriors_resnet_tiny", num_classes=1000)
+    write_model_folder(
+        student,
+        tmp_path / "student",
+        "vipriors_resnet_tiny",
+        pretrained_cfg_for("vipriors_resnet_tiny", "student", 32),
+        {},
+    )
+    data = DataConfig(dataset="vipriors", data_dir=str(tmp_path), split_lists=str(SHARED_DATA / "vipriors_splits"))
+    evaluate_students(
+        [str(tmp_path / "student")], data, "test", tmp_path / "r.json", num_workers=0, submission=tmp_path / "s.csv"
+    )
+    assert list(read_submission(tmp_path / "s.csv")) == ["img_0.JPEG", "img_2.JPEG", "img_3.JPEG"]
+
+
+def test_class_count_mismatch_is_refused(student_run: Path, tmp_path: Path) -> None:
+    other = DataConfig(dataset="imagefolder", data_dir=str(tmp_path / "folder"))
+    for label in ("a", "b"):
+        (tmp_path / "folder" / "train" / label).mkdir(parents=True)
+        (tmp_path / "folder" / "validation" / label).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "folder" / "train" / label / "0.png")
+        Image.new("RGB", (8, 8)).save(tmp_path / "folder" / "validation" / label / "0.png")
+    with pytest.raises(VipriorsError, match="classifies 10 classes but the data has 2"):
+        evaluate_students([str(student_run / "final")], other, "val", tmp_path / "r.json", num_workers=0)
+
+
+def test_teacher_given_as_student_is_refused(teacher_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(VipriorsError, match="teacher backbone"):
+        evaluate_students([str(teacher_run / "final")], FASHION, "val", tmp_path / "r.json", num_workers=0)
