@@ -49,7 +49,9 @@ def main() -> None:
     device = accelerator.device
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     teacher = timm.create_model(args.architecture, num_classes=0)
-    distilled = StudentWithConnectors(student_from_teacher(args.architecture, teacher, args.classes, "teacher"), teacher)
+    distilled = StudentWithConnectors(
+        student_from_teacher(args.architecture, teacher, args.classes, "teacher"), teacher
+    )
     distilled = distilled.to(device, memory_format=memory_format)
     frozen = FrozenTeacher(teacher).to(device, memory_format=memory_format)
     plain = timm.create_model(args.architecture, num_classes=args.classes).to(device, memory_format=memory_format)
