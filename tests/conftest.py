@@ -71,3 +71,19 @@ def teacher_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     output = tmp_path_factory.mktemp("teacher")
     train_teacher(TeacherConfig(output=str(output), epochs=8, **TINY_TEACHER), FASHION)
     return output
+
+
+TINY_STUDENT = dict(
+    resolution=32, batch_size=64, num_workers=0, log_every=1, report_to="none", no_distill_epochs=1, schedule="cosine"
+)
+
+
+@pytest.fixture(scope="session")
+def student_run(teacher_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny student distilled for 3 epochs from ``teacher_run`` (about 8 s)."""
+    from vipriors_hub.train.student import StudentConfig, train_student
+
+    output = tmp_path_factory.mktemp("student")
+    config = StudentConfig(output=str(output), teacher=str(teacher_run / "final"), epochs=3, **TINY_STUDENT)
+    train_student(config, FASHION)
+    return output

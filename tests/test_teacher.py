@@ -33,7 +33,7 @@ def test_final_folder_loads_through_timm_routes(teacher_run: Path) -> None:
     checkpoint = sorted((teacher_run / "checkpoints").iterdir())[-1]
     trained = {k[2:]: v for k, v in load_file(checkpoint / "model.safetensors").items() if k.startswith("0.")}
     config = json.loads((final / "config.json").read_text())
-    assert config["architecture"] == "vipriors_resnet_tiny" and config["num_classes"] == 0
+    assert config["vipriors_architecture"] == "vipriors_resnet_tiny" and config["num_classes"] == 0
 
     by_dir = timm.create_model(f"local-dir:{final}", pretrained=True)
     by_file = timm.create_model(

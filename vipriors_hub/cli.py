@@ -110,6 +110,35 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_export(args: argparse.Namespace) -> int:
+    from .train.hub import export_run
+
+    folder = export_run(args.run_dir, args.output, args.results or [], args.repo_id, args.base_model, args.source)
+    print(f"Hub-ready folder written to {folder}")
+    return 0
+
+
+def _run_push(args: argparse.Namespace) -> int:
+    from .train.hub import push_to_hub
+
+    url = push_to_hub(args.folder, args.repo_id, args.private, args.revision, args.commit_message)
+    print(f"Pushed to {args.repo_id}: {url}")
+    return 0
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from .train.hub import convert_checkpoint
+
+    report = convert_checkpoint(args.checkpoint, args.architecture, args.output, args.num_classes)
+    print(f"Converted {report['loaded']} tensors (key prefix '{report['prefix']}') into {args.output}.")
+    if report["unexpected"]:
+        print(
+            f"Ignored {len(report['unexpected'])} keys that {args.architecture} has no place for: "
+            f"{', '.join(report['unexpected'][:10])}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -166,6 +195,30 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--config", help="YAML file with a data: section")
     add_data_arguments(evaluate)
     evaluate.set_defaults(run=_run_evaluate)
+
+    export = commands.add_parser("export", help="write the Hub-ready folder (weights, config, model card) of a run")
+    export.add_argument("run_dir", help="a trainer's OUTPUT folder")
+    export.add_argument("--output", required=True, help="folder to write")
+    export.add_argument("--results", action="append", help="evaluation JSON (eval-teacher / evaluate); repeatable")
+    export.add_argument("--repo-id", help="the Hub repository it is meant for (default: the family's)")
+    export.add_argument("--base-model", help="a student's teacher on the Hub (default: the family's)")
+    export.add_argument("--source", default="final", choices=("final", "best"), help="which model of the run")
+    export.set_defaults(run=_run_export)
+
+    push = commands.add_parser("push", help="upload a run or a Hub-ready folder to the Hugging Face Hub")
+    push.add_argument("folder", help="a trainer's OUTPUT folder or an exported folder")
+    push.add_argument("--repo-id", required=True, help="ORG/NAME")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--revision", help="branch to push to (created if missing)")
+    push.add_argument("--commit-message")
+    push.set_defaults(run=_run_push)
+
+    convert = commands.add_parser("convert", help="import a checkpoint of the original research code")
+    convert.add_argument("checkpoint", help="MoCo .pth.tar or phase-2 student checkpoint")
+    convert.add_argument("--architecture", default="vipriors_resnet50")
+    convert.add_argument("--num-classes", type=int, default=0, help="0: a teacher backbone; N: a classifier")
+    convert.add_argument("--output", required=True, help="model folder to write")
+    convert.set_defaults(run=_run_convert)
     return parser
 
 

@@ -6,6 +6,7 @@ from .vipriors_resnet import (
     HUB_ORGANIZATION,
     PAPER_ID,
     PRETRAINED_TAGS,
+    TIMM_EQUIVALENTS,
     hub_repo_id,
 )
 
@@ -14,6 +15,7 @@ __all__ = [
     "HUB_ORGANIZATION",
     "PAPER_ID",
     "PRETRAINED_TAGS",
+    "TIMM_EQUIVALENTS",
     "forward_pre_relu_features",
     "hub_repo_id",
     "pre_relu_batchnorms",

@@ -20,7 +20,7 @@ from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ..errors import PretrainedWeightsUnavailableError
 
-__all__ = ["HUB_ORGANIZATION", "PAPER_ID", "PRETRAINED_TAGS", "ARCHITECTURES", "hub_repo_id"]
+__all__ = ["ARCHITECTURES", "HUB_ORGANIZATION", "PAPER_ID", "PRETRAINED_TAGS", "TIMM_EQUIVALENTS", "hub_repo_id"]
 
 HUB_ORGANIZATION = "vipriors-hub"
 """The Hugging Face Hub organisation that hosts every published checkpoint of the family."""
@@ -38,6 +38,16 @@ ARCHITECTURES = (
     "vipriors_resnet101",
     "vipriors_resnext101_32x8d",
 )
+
+TIMM_EQUIVALENTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "vipriors_resnet_tiny": ("resnet18", {"layers": [1, 1, 1, 1], "channels": [32, 64, 128, 256]}),
+    "vipriors_resnet18": ("resnet18", {}),
+    "vipriors_resnet50": ("resnet50", {}),
+    "vipriors_resnet101": ("resnet101", {}),
+    "vipriors_resnext101_32x8d": ("resnext101_32x8d", {}),
+}
+"""Each member as a plain timm model with identical weights: ``(timm name, model_args)``. Exported
+``config.json`` files name these, so checkpoints load in timm and transformers without this package."""
 
 STUDENT_RESOLUTION = 448
 TEACHER_RESOLUTION = 224

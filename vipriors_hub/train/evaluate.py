@@ -56,7 +56,7 @@ def topk(scores: Tensor, labels: Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[s
     """Top-k accuracies in percent of ``scores`` ``(N, C)`` against ``labels`` ``(N,)`` (k capped at C)."""
     ranked = scores.topk(min(max(ks), scores.shape[1]), dim=1).indices
     hits = ranked == labels[:, None]
-    return {f"top{k}": 100.0 * hits[:, :k].any(dim=1).float().mean().item() for k in ks}
+    return {f"top{k}": 100.0 * int(hits[:, :k].any(dim=1).sum()) / len(labels) for k in ks}
 
 
 @torch.no_grad()
@@ -255,7 +255,7 @@ def evaluate_students(
     ensemble = summed / len(checkpoints)
     predictions = ensemble.argmax(dim=1)
     per_class = {
-        name: 100.0 * (predictions[labels == index] == index).float().mean().item()
+        name: 100.0 * int((predictions[labels == index] == index).sum()) / int((labels == index).sum())
         for index, name in enumerate(data.class_names)
         if (labels == index).any()
     }

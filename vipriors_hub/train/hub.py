@@ -1,20 +1,56 @@
-"""Hub-ready model folders: written atomically (``model.safetensors`` + timm's ``config.json``) and read back."""
+"""Hub-ready model folders: export with a model card, push to the Hub, convert original checkpoints.
 
+A model folder holds ``model.safetensors``, timm's ``config.json`` and ``README.md`` (the model
+card). ``config.json`` names the *plain* timm architecture whose weights are identical to the
+family member (``vipriors_resnet50`` -> ``resnet50``; the tiny member adds ``model_args``), so a
+pushed checkpoint loads with ``timm.create_model("hf-hub:...")`` and with transformers'
+``AutoModelForImageClassification`` / ``pipeline`` even where this package is not installed; the
+family name is kept in ``vipriors_architecture`` and ``phase``.
+"""
+
+import importlib.resources
 import json
 import os
+import pickle
 import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import timm
+import torch
+import yaml
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from safetensors.torch import save_file
 from torch import nn
 
+from ..data.split_lists import SPLIT_LIST_COMMIT, SPLIT_LIST_SHA256
 from ..errors import VipriorsError
+from ..models import PAPER_ID, TIMM_EQUIVALENTS, hub_repo_id
+from ..version import __version__
 
-__all__ = ["load_model_folder", "pretrained_cfg_for", "write_model_folder"]
+__all__ = [
+    "convert_checkpoint",
+    "export_run",
+    "family_architecture",
+    "load_model_folder",
+    "pretrained_cfg_for",
+    "push_to_hub",
+    "render_model_card",
+    "write_model_folder",
+]
 
 _SOURCE_KEYS = {"url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source", "architecture", "tag"}
+CITATION = """@inproceedings{zhao2020distilling,
+  title     = {Distilling Visual Priors from Self-Supervised Learning},
+  author    = {Zhao, Bingchen and Wen, Xin},
+  booktitle = {ECCV 2020 Workshops (VIPriors)},
+  year      = {2020},
+  eprint    = {2008.00261},
+  archivePrefix = {arXiv}
+}"""
 
 
 def pretrained_cfg_for(architecture: str, tag: str, resolution: int, **overrides: Any) -> dict[str, Any]:
@@ -33,8 +69,33 @@ def pretrained_cfg_for(architecture: str, tag: str, resolution: int, **overrides
     return cfg
 
 
+def _timm_config(model: nn.Module, architecture: str, pretrained_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    timm_name, model_args = TIMM_EQUIVALENTS[architecture]
+    cfg = json.loads(json.dumps(dict(pretrained_cfg), default=list))
+    label_names = cfg.pop("label_names", None)
+    num_classes = int(cfg.get("num_classes", 0))
+    config: dict[str, Any] = {
+        "architecture": timm_name,
+        "num_classes": num_classes,
+        "num_features": int(getattr(model, "num_features", 0)),
+        "global_pool": "avg",
+        "vipriors_architecture": architecture,
+        "phase": "student" if num_classes > 0 else "teacher",
+    }
+    if model_args:
+        config["model_args"] = model_args
+    if label_names:
+        config["label_names"] = list(label_names)
+    config["pretrained_cfg"] = cfg
+    return config
+
+
 def write_model_folder(
-    model: nn.Module, folder: Path, architecture: str, pretrained_cfg: dict[str, Any], extra_files: dict[str, str]
+    model: nn.Module,
+    folder: Path,
+    architecture: str,
+    pretrained_cfg: Mapping[str, Any],
+    extra_files: Mapping[str, str],
 ) -> Path:
     """Write ``model`` as ``folder/model.safetensors`` + ``folder/config.json`` (+ ``extra_files``).
 
@@ -47,13 +108,7 @@ def write_model_folder(
     temporary.mkdir(parents=True)
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     save_file(state, temporary / "model.safetensors", metadata={"format": "pt"})
-    config = {
-        "architecture": architecture,
-        "num_classes": int(pretrained_cfg.get("num_classes", 0)),
-        "num_features": int(getattr(model, "num_features", 0)),
-        "global_pool": "avg",
-        "pretrained_cfg": json.loads(json.dumps(pretrained_cfg, default=list)),
-    }
+    config = _timm_config(model, architecture, pretrained_cfg)
     (temporary / "config.json").write_text(json.dumps(config, indent=2))
     for name, text in extra_files.items():
         (temporary / name).write_text(text)
@@ -94,3 +149,248 @@ def load_model_folder(folder: str | Path, expect: str) -> nn.Module:
             "student's OUTPUT/final (train-student), or use `vipriors-hub eval-teacher` for teachers."
         )
     return timm.create_model(f"local-dir:{folder}", pretrained=True)
+
+
+def family_architecture(folder: str | Path) -> str:
+    """The ``vipriors_*`` member a model folder holds."""
+    config = json.loads((Path(folder) / "config.json").read_text())
+    return config.get("vipriors_architecture", config["architecture"])
+
+
+def _git_commit() -> str:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
+        )
+    except OSError:
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def _result_rows(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Table rows from evaluation files: eval-teacher (kNN, linear) or evaluate (a student)."""
+    rows = []
+    for result in results:
+        if "knn" in result:
+            rows.append({"protocol": f"kNN (k={result['knn']['k']})", "split": result["split"], **result["knn"]})
+            rows.append({"protocol": "linear probe", "split": result["split"], **result["linear"]})
+        else:
+            protocol = "10-crop" if result.get("ten_crop") else "centre crop"
+            if len(result.get("checkpoints", [])) > 1:
+                protocol += f", ensemble of {len(result['checkpoints'])}"
+            rows.append(
+                {"protocol": protocol, "split": result["split"], "top1": result["top1"], "top5": result["top5"]}
+            )
+    return rows
+
+
+def render_model_card(
+    phase: str,
+    architecture: str,
+    run_config: Mapping[str, Any],
+    results: list[Mapping[str, Any]],
+    repo_id: str,
+    base_model: str | None = None,
+    num_classes: int = 0,
+) -> str:
+    """The model card (``README.md``) of a teacher or student folder, from the run's configuration and
+    evaluation files; every number in it comes from ``results``."""
+    data, train = run_config.get("data", {}), run_config.get("train", {})
+    dataset = data.get("dataset", "vipriors")
+    data_description = {
+        "vipriors": "the VIPriors ImageNet subset (1000 classes x 50 training images)",
+        "fashion-mnist": f"Fashion-MNIST, {data.get('per_class') or 50} training images per class",
+    }.get(dataset, f"the {dataset} data at {data.get('data_dir') or data.get('hub_id')}")
+    dataset_name = {"vipriors": "VIPriors ImageNet subset", "fashion-mnist": "Fashion-MNIST"}.get(dataset, dataset)
+    rows = _result_rows(results)
+    eval_results = []
+    for row in rows:
+        for metric in ("top1", "top5"):
+            eval_results.append(
+                EvalResult(
+                    task_type="image-classification",
+                    dataset_type=dataset,
+                    dataset_name=dataset_name,
+                    dataset_split=row["split"],
+                    metric_type="accuracy",
+                    metric_name=f"{metric} ({row['protocol']})",
+                    metric_value=float(row[metric]),
+                )
+            )
+    provenance = {
+        "vipriors_hub version": __version__,
+        "git commit": _git_commit(),
+        "family member": architecture,
+    }
+    if dataset == "vipriors":
+        provenance["split lists"] = f"VIPriors toolkit @ {SPLIT_LIST_COMMIT[:8]}"
+        provenance.update({f"{split}.pickle sha256": digest for split, digest in SPLIT_LIST_SHA256.items()})
+    card_data = ModelCardData(
+        library_name="timm",
+        license="apache-2.0",
+        tags=["timm", "vipriors", f"arxiv:{PAPER_ID.split(':')[1]}"]
+        + (["knowledge-distillation"] if phase == "student" else ["self-supervised", "moco"]),
+        datasets=["ILSVRC/imagenet-1k"]
+        if dataset == "vipriors"
+        else ["zalando-datasets/fashion_mnist"]
+        if dataset == "fashion-mnist"
+        else None,
+        base_model=base_model,
+        model_name=repo_id.split("/")[-1],
+        pipeline_tag="image-classification" if phase == "student" else "image-feature-extraction",
+        eval_results=eval_results or None,
+    )
+    template = importlib.resources.files("vipriors_hub.model_cards").joinpath(f"{phase}.md.j2").read_text()
+    return ModelCard.from_template(
+        card_data,
+        template_str=template,
+        model_name=repo_id.split("/")[-1],
+        architecture=architecture,
+        timm_architecture=TIMM_EQUIVALENTS[architecture][0],
+        repo_id=repo_id,
+        data_description=data_description,
+        results=rows,
+        hyperparameters={key: value for key, value in train.items() if value is not None},
+        provenance=provenance,
+        citation=CITATION,
+        base_model=base_model,
+        num_classes=num_classes,
+    ).content
+
+
+def export_run(
+    run_dir: str | Path,
+    output: str | Path,
+    results_files: list[str | Path] = (),
+    repo_id: str | None = None,
+    base_model: str | None = None,
+    source: str = "final",
+) -> Path:
+    """Write the Hub-ready folder of a training run: weights, plain-timm config and model card.
+
+    Args:
+        run_dir: a trainer's OUTPUT (holds ``config.yaml`` and ``final/``).
+        output: the folder to write.
+        results_files: evaluation JSON files (``eval-teacher`` / ``evaluate``) whose numbers go into the card.
+        repo_id: the Hub repository the folder is meant for (default: the family's id for this phase).
+        base_model: a student's teacher on the Hub (default: the family's teacher repo).
+        source: which model folder of the run to export (``final`` or ``best``).
+    """
+    run_dir = Path(run_dir)
+    model_folder = run_dir / source
+    if not (run_dir / "config.yaml").is_file() or not (model_folder / "model.safetensors").is_file():
+        raise VipriorsError(f"{run_dir} is not a finished training run (config.yaml and {source}/model.safetensors).")
+    config = json.loads((model_folder / "config.json").read_text())
+    phase = config.get("phase", "student" if config.get("num_classes", 0) else "teacher")
+    architecture = family_architecture(model_folder)
+    model = load_model_folder(model_folder, expect=phase)
+    results = [json.loads(Path(path).read_text()) for path in results_files]
+    repo_id = repo_id or hub_repo_id(architecture, phase)
+    if phase == "student" and base_model is None:
+        base_model = hub_repo_id(architecture, "teacher")
+    card = render_model_card(
+        phase,
+        architecture,
+        yaml.safe_load((run_dir / "config.yaml").read_text()),
+        results,
+        repo_id,
+        base_model if phase == "student" else None,
+        int(config.get("num_classes", 0)),
+    )
+    cfg = dict(config["pretrained_cfg"])
+    if config.get("label_names"):
+        cfg["label_names"] = config["label_names"]
+    return write_model_folder(model, Path(output), architecture, cfg, {"README.md": card})
+
+
+def push_to_hub(
+    folder: str | Path,
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    api: HfApi | None = None,
+) -> str:
+    """Upload a model folder (or the export of a run folder) to ``repo_id`` and return the commit URL.
+
+    The token comes from ``huggingface-cli login`` or ``HF_TOKEN``; it is never printed or written.
+    """
+    folder = Path(folder)
+    api = api or HfApi()
+    with tempfile.TemporaryDirectory() as tmp:
+        if (folder / "config.yaml").is_file():
+            folder = export_run(folder, Path(tmp) / "export", repo_id=repo_id)
+        if not (folder / "model.safetensors").is_file() or not (folder / "config.json").is_file():
+            raise VipriorsError(f"{folder} is neither a model folder nor a training run: nothing to push.")
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        if revision:
+            api.create_branch(repo_id, repo_type="model", branch=revision, exist_ok=True)
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            repo_type="model",
+            folder_path=str(folder),
+            revision=revision,
+            commit_message=commit_message or f"Upload {folder.name} with vipriors_hub {__version__}",
+        )
+    return getattr(commit, "commit_url", str(commit))
+
+
+_PREFIXES = ("module.encoder_q.", "encoder_q.", "module.s_net.", "s_net.", "module.student.", "student.", "module.", "")
+
+
+def convert_checkpoint(checkpoint: str | Path, architecture: str, output: str | Path, num_classes: int = 0) -> dict:
+    """Import a checkpoint of the original research code (MoCo ``.pth.tar`` with ``module.encoder_q.*``
+    keys, or a phase-2 student) into a model folder of the family.
+
+    The file is read with ``torch.load(weights_only=True)`` only. ``num_classes=0`` imports a teacher
+    backbone (MoCo's MLP head in ``fc.*`` is dropped); otherwise a classifier of that many classes.
+
+    Returns:
+        ``{"prefix", "loaded", "missing", "unexpected"}``.
+
+    Raises:
+        VipriorsError: the file is not weights-only safe, or its keys do not fit ``architecture``.
+    """
+    try:
+        loaded = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as error:
+        raise VipriorsError(
+            f"{checkpoint} was refused: it is not a weights-only checkpoint (its pickle refers to code: {error}). "
+            "Only load checkpoints you trust with plain torch.load; convert refuses them."
+        ) from error
+    except OSError as error:
+        raise VipriorsError(f"{checkpoint} could not be read: {error}") from error
+    state = loaded.get("state_dict", loaded.get("model", loaded)) if isinstance(loaded, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise VipriorsError(f"{checkpoint} holds no state dict of tensors.")
+    model = timm.create_model(architecture, num_classes=num_classes)
+    expected = model.state_dict()
+    best_prefix, best = "", {}
+    for prefix in _PREFIXES:
+        mapped = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        mapped = {k: v for k, v in mapped.items() if k in expected}
+        if len(mapped) > len(best):
+            best_prefix, best = prefix, mapped
+    ignored_head = {k for k in state if k.startswith(best_prefix + "fc.")} if num_classes == 0 else set()
+    missing = sorted(k for k in expected if k not in best)
+    unexpected = sorted(
+        k[len(best_prefix) :]
+        for k in state
+        if k.startswith(best_prefix) and k[len(best_prefix) :] not in expected and k not in ignored_head
+    )
+    mismatched = sorted(k for k, v in best.items() if v.shape != expected[k].shape)
+    if missing or mismatched:
+        raise VipriorsError(
+            f"{checkpoint} does not fit {architecture} (num_classes={num_classes}) under the prefix "
+            f"'{best_prefix}': {len(missing)} missing keys (e.g. {', '.join(missing[:3])}), "
+            f"{len(mismatched)} with other shapes (e.g. {', '.join(mismatched[:3])}). "
+            "Pass the architecture it was trained with (--architecture) and --num-classes."
+        )
+    model.load_state_dict(best)
+    tag = "student" if num_classes > 0 else "teacher"
+    resolution = 448 if num_classes > 0 else 224
+    cfg = pretrained_cfg_for(architecture, tag, resolution, num_classes=num_classes)
+    if num_classes != 1000:
+        cfg.pop("label_names", None)
+    write_model_folder(model, Path(output), architecture, cfg, {})
+    return {"prefix": best_prefix, "loaded": len(best), "missing": missing, "unexpected": unexpected}

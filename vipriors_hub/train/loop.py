@@ -32,6 +32,7 @@ __all__ = [
     "CheckpointManager",
     "MetricsWriter",
     "check_architecture",
+    "document",
     "make_accelerator",
     "prepare_output_dir",
     "scaled_lr",
@@ -45,6 +46,11 @@ _CHECKPOINT = re.compile(r"^step-(\d{8})$")
 _RESUMABLE_DIFFERENCES = {"resume", "overwrite", "num_workers", "report_to"}
 
 
+def document(sections: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The configuration sections as plain dictionaries (the content of ``config.yaml``)."""
+    return {name: dataclasses.asdict(value) for name, value in sections.items()}
+
+
 def prepare_output_dir(output: Path, sections: Mapping[str, Any], resume: bool, overwrite: bool) -> None:
     """Create ``output`` and write ``config.yaml``, refusing to mix two different runs in one folder.
 
@@ -52,7 +58,7 @@ def prepare_output_dir(output: Path, sections: Mapping[str, Any], resume: bool, 
     and replaced only with ``overwrite``. Call it on the main process only.
     """
     config_file = output / "config.yaml"
-    document = {name: dataclasses.asdict(value) for name, value in sections.items()}
+    resolved = document(sections)
     if config_file.exists():
         if overwrite and not resume:
             shutil.rmtree(output)
@@ -65,7 +71,7 @@ def prepare_output_dir(output: Path, sections: Mapping[str, Any], resume: bool, 
             previous = yaml.safe_load(config_file.read_text())
             differences = sorted(
                 f"{section}.{key}"
-                for section, fields in document.items()
+                for section, fields in resolved.items()
                 for key, value in fields.items()
                 if key not in _RESUMABLE_DIFFERENCES and previous.get(section, {}).get(key) != value
             )
@@ -76,7 +82,7 @@ def prepare_output_dir(output: Path, sections: Mapping[str, Any], resume: bool, 
                 )
     output.mkdir(parents=True, exist_ok=True)
     temporary = config_file.with_suffix(".yaml.tmp")
-    temporary.write_text(yaml.safe_dump(document, sort_keys=False))
+    temporary.write_text(yaml.safe_dump(resolved, sort_keys=False))
     os.replace(temporary, config_file)
 
 

@@ -6,7 +6,6 @@ on, next to label-smoothed cross-entropy. With ``--init scratch --distill-weight
 teacher it is the plain supervised baseline.
 """
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,9 +22,18 @@ from tqdm.auto import tqdm
 from ..data import DataConfig, ExampleStream, ResumableLoader, eval_transform, load_data, student_train_transform
 from ..errors import VipriorsError
 from ..losses import ofd_loss
+from ..models import hub_repo_id
 from .distill import FrozenTeacher, StudentWithConnectors, student_from_teacher
-from .hub import load_model_folder, pretrained_cfg_for, write_model_folder
-from .loop import CheckpointManager, MetricsWriter, check_architecture, scaled_lr, start_run, tracker_config
+from .hub import family_architecture, load_model_folder, pretrained_cfg_for, render_model_card, write_model_folder
+from .loop import (
+    CheckpointManager,
+    MetricsWriter,
+    check_architecture,
+    document,
+    scaled_lr,
+    start_run,
+    tracker_config,
+)
 
 __all__ = ["StudentConfig", "train_student"]
 
@@ -116,9 +124,7 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
     """
     output = Path(config.output)
     teacher = load_model_folder(config.teacher, expect="teacher") if config.teacher else None
-    if teacher is not None:
-        teacher_architecture = json.loads((Path(config.teacher) / "config.json").read_text())["architecture"]
-    architecture = config.architecture or (teacher_architecture if teacher is not None else None)
+    architecture = config.architecture or (family_architecture(config.teacher) if teacher is not None else None)
     if architecture is None:
         raise VipriorsError("Without --teacher, name the student's --architecture.")
     check_architecture(architecture)
@@ -185,7 +191,7 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
 
     checkpoints = CheckpointManager(accelerator, output / "checkpoints")
     metrics = MetricsWriter(output / "metrics.jsonl", accelerator.is_main_process)
-    step, best_top1 = 0, -1.0
+    step, best_top1, scores = 0, -1.0, {}
     if config.resume:
         checkpoint = checkpoints.latest()
         if checkpoint is None:
@@ -199,9 +205,21 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
     cfg = pretrained_cfg_for(architecture, "student", config.resolution, num_classes=num_classes)
     cfg["label_names"] = list(data.class_names)
 
-    def export(folder: Path) -> None:
+    def export(folder: Path, scores: dict[str, float]) -> None:
         if accelerator.is_main_process:
-            write_model_folder(accelerator.unwrap_model(model).student, folder, architecture, cfg, extra_files={})
+            results = [{"split": "val", **scores}] if scores else []
+            repo_id = hub_repo_id(architecture, "student")
+            card = render_model_card(
+                "student",
+                architecture,
+                document(sections),
+                results,
+                repo_id,
+                hub_repo_id(architecture, "teacher"),
+                num_classes,
+            )
+            student_model = accelerator.unwrap_model(model).student
+            write_model_folder(student_model, folder, architecture, cfg, extra_files={"README.md": card})
 
     progress_bar = tqdm(total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc="student")
     model.train()
@@ -269,13 +287,13 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
                 accelerator.log({f"val_{k}": v for k, v in scores.items()}, step=step)
                 if scores["top1"] > best_top1:
                     best_top1 = scores["top1"]
-                    export(output / "best")
+                    export(output / "best", scores)
             if step % config.checkpoint_every == 0 or end_of_epoch:
                 checkpoints.save(step, {}, {"step": step, "best_top1": best_top1, "loader": loader.state_dict()})
             if step >= total_steps:
                 break
     progress_bar.close()
-    export(output / "final")
+    export(output / "final", scores)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return output / "final"

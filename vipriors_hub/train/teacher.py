@@ -18,11 +18,13 @@ from tqdm.auto import tqdm
 
 from ..data import DataConfig, ExampleStream, ResumableLoader, load_data, moco_v2_transform
 from ..errors import VipriorsError
-from .hub import pretrained_cfg_for, write_model_folder
+from ..models import hub_repo_id
+from .hub import pretrained_cfg_for, render_model_card, write_model_folder
 from .loop import (
     CheckpointManager,
     MetricsWriter,
     check_architecture,
+    document,
     scaled_lr,
     start_run,
     step_generator,
@@ -212,12 +214,14 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
     final = output / "final"
     if accelerator.is_main_process:
         backbone = accelerator.unwrap_model(query_encoder)[0]
+        repo_id = hub_repo_id(config.architecture, "teacher")
+        card = render_model_card("teacher", config.architecture, document(sections), [], repo_id)
         write_model_folder(
             backbone,
             final,
             config.architecture,
             pretrained_cfg_for(config.architecture, "teacher", config.resolution),
-            extra_files={},
+            extra_files={"README.md": card},
         )
     accelerator.wait_for_everyone()
     accelerator.end_training()
