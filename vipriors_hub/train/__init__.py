@@ -1,0 +1,1 @@
+"""Trainers (teacher, student), evaluation, Hub export and their shared loop helpers."""
