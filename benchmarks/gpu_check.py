@@ -192,9 +192,8 @@ def main() -> None:
     print(
         f"{args.architecture}, {args.resolution} px, batch {args.batch_size} per process, {args.steps} steps, {device}"
     )
-    print(
-        f"{'phase':<8} {'precision':<10} {'procs':>5} {'img/s':>9} {'peak GiB':>9} {'loss first':>10} {'last':>7}  checks"
-    )
+    header = f"{'phase':<8} {'precision':<10} {'procs':>5} {'img/s':>9} {'peak GiB':>9}"
+    print(f"{header} {'loss first':>10} {'last':>7}  checks")
     for result in results:
         for phase in ("teacher", "student"):
             r = result[phase]
