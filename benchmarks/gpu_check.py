@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--classes", type=int, default=1000)
-    parser.add_argument("--queue-size", type=int, default=4096)
+    parser.add_argument("--queue-size", type=int, help="default: (pool - 1) x batch, so no image meets itself")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--warmup", type=int, default=15)
     parser.add_argument("--pool", type=int, default=4, help="fixed synthetic batches cycled through")
@@ -171,13 +171,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.dry_run:
         args.architecture, args.resolution, args.batch_size = "vipriors_resnet_tiny", 32, 8
-        args.classes, args.queue_size, args.steps, args.warmup = 10, 64, 10, 2
+        args.classes, args.steps, args.warmup = 10, 10, 2
+    args.queue_size = args.queue_size or (args.pool - 1) * args.batch_size
     if args.precision:
         print(json.dumps(one_precision(args)))
         return
 
     results = []
-    base = [sys.executable, os.path.abspath(__file__)] + [a for a in sys.argv[1:] if not a.startswith("--json-out")]
+    passed = sys.argv[1:]
+    if "--json-out" in passed:
+        index = passed.index("--json-out")
+        passed = passed[:index] + passed[index + 2 :]
+    base = [sys.executable, os.path.abspath(__file__), *passed]
     for precision in ("bf16", "no"):
         output = subprocess.run([*base, "--precision", precision], capture_output=True, text=True, check=True)
         results.append(json.loads(output.stdout.strip().splitlines()[-1]))

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..data import DataConfig, ExampleStream, ResumableLoader, eval_transform, load_data, student_train_transform
 from ..errors import VipriorsError
-from ..losses import ofd_loss
+from ..losses import ofd_loss, partial_l2
 from ..models import hub_repo_id
 from .distill import FrozenTeacher, StudentWithConnectors, student_from_teacher
 from .hub import family_architecture, load_model_folder, pretrained_cfg_for, render_model_card, write_model_folder
@@ -66,6 +66,7 @@ class StudentConfig:
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
     num_workers: int = field(default=4, metadata={"help": "DataLoader workers per process"})
     channels_last: bool = field(default=False, metadata={"help": "channels_last memory format"})
+    compile_loss: bool = field(default=False, metadata={"help": "torch.compile the OFD distance (GPU: ~3x faster)"})
     checkpoint_every: int = field(default=1000, metadata={"help": "checkpoint every N steps (and every epoch)"})
     log_every: int = field(default=10, metadata={"help": "log every N steps"})
     cpu: bool = field(default=False, metadata={"help": "train on CPU even if a GPU is present"})
@@ -221,6 +222,7 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
             student_model = accelerator.unwrap_model(model).student
             write_model_folder(student_model, folder, architecture, cfg, extra_files={"README.md": card})
 
+    distance = torch.compile(partial_l2) if config.compile_loss else partial_l2
     progress_bar = tqdm(total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc="student")
     model.train()
     window_start, window_images = time.perf_counter(), 0
@@ -240,7 +242,9 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
                     if distilling:
                         teacher_features = frozen_teacher(images)
                         margins = accelerator.unwrap_model(model).ofd.margins
-                        distillation = config.distill_weight * ofd_loss(connected, teacher_features, margins)
+                        distillation = config.distill_weight * ofd_loss(
+                            connected, teacher_features, margins, distance=distance
+                        )
                     else:
                         # Connectors join the graph with weight 0 so that DDP sees all parameters used.
                         distillation = sum((0.0 * feature.float().sum() for feature in connected), logits.new_zeros(()))
