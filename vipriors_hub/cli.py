@@ -228,5 +228,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except VipriorsError as error:
-        print(f"vipriors-hub {args.command}: error: {error}", file=sys.stderr)
+        message = " ".join(str(error).split())
+        print(f"vipriors-hub {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -354,8 +354,10 @@ def convert_checkpoint(checkpoint: str | Path, architecture: str, output: str | 
     try:
         loaded = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = next((line for line in lines if "GLOBAL" in line or "global" in line), lines[0] if lines else "")
         raise VipriorsError(
-            f"{checkpoint} was refused: it is not a weights-only checkpoint (its pickle refers to code: {error}). "
+            f"{checkpoint} was refused: it is not a weights-only checkpoint ({reason}). "
             "Only load checkpoints you trust with plain torch.load; convert refuses them."
         ) from error
     except OSError as error:

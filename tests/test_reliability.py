@@ -1,0 +1,211 @@
+"""Reliability: exact resume after SIGKILL, atomic checkpoints, non-finite losses, bad input, secrets."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SHARED_DATA
+
+from vipriors_hub.cli import main
+
+FASHION_ARGS = ["--dataset", "fashion-mnist", "--data-dir", str(SHARED_DATA / "fashion-mnist"), "--per-class", "20"]
+COMMON = ["--architecture", "vipriors_resnet_tiny", "--resolution", "32", "--batch-size", "32", "--num-workers", "0"]
+COMMON += ["--report-to", "none", "--checkpoint-every", "3", "--log-every", "1", *FASHION_ARGS]
+RUNS = {
+    "teacher": ["train-teacher", "--epochs", "6", "--queue-size", "96", "--key-momentum", "0.99", *COMMON],
+    "student": ["train-student", "--epochs", "6", "--no-distill-epochs", "2", "--schedule", "cosine", *COMMON],
+}
+
+
+def command(phase: str, output: Path, teacher: Path | None, *extra: str) -> list[str]:
+    args = [sys.executable, "-m", "vipriors_hub", *RUNS[phase], "--output", str(output), *extra]
+    return args + (["--teacher", str(teacher)] if phase == "student" else [])
+
+
+def run(args: list[str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.parametrize("phase", ["teacher", "student"])
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(phase: str, teacher_run: Path, tmp_path: Path) -> None:
+    teacher = teacher_run / "final"
+    run(command(phase, tmp_path / "straight", teacher))
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        command(phase, interrupted, teacher), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    # 4 steps per epoch (128 images / 32): step 9 is in the middle of the third epoch.
+    while not (interrupted / "checkpoints" / "step-00000009").is_dir():
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (interrupted / "final").exists()
+    # Resume from the mid-epoch checkpoint even if the run got further before the signal landed.
+    for later in (interrupted / "checkpoints").glob("step-*"):
+        if int(later.name.split("-")[1]) > 9:
+            subprocess.run(["rm", "-rf", str(later)], check=True)
+
+    resumed = run(command(phase, interrupted, teacher, "--resume"))
+    assert "step-00000009 at step 9" in resumed.stdout
+
+    straight = (tmp_path / "straight" / "final" / "model.safetensors").read_bytes()
+    assert (interrupted / "final" / "model.safetensors").read_bytes() == straight
+
+
+def test_a_kill_during_a_save_leaves_the_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from accelerate import Accelerator
+
+    from vipriors_hub.train.loop import CheckpointManager
+
+    accelerator = Accelerator(cpu=True)
+    manager = CheckpointManager(accelerator, tmp_path / "checkpoints")
+    import torch
+
+    model = accelerator.prepare(torch.nn.Linear(2, 2))
+    first = manager.save(3, {"queue": torch.ones(2)}, {"step": 3})
+
+    def dies_halfway(directory: str) -> None:
+        (Path(directory) / "model.safetensors").write_bytes(b"half a file")
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(accelerator, "save_state", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        manager.save(6, {"queue": torch.zeros(2)}, {"step": 6})
+
+    assert manager.latest() == first
+    tensors, progress = manager.load(first)
+    assert progress == {"step": 3} and torch.equal(tensors["queue"], torch.ones(2))
+    assert (tmp_path / "checkpoints" / ".partial-step-00000006").exists()
+    assert model is not None
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
+    teacher_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [*RUNS["student"], "--output", str(tmp_path), "--teacher", str(teacher_run / "final")]
+    args += ["--base-lr", "1e30", "--no-distill-epochs", "0", "--checkpoint-every", "1"]
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert "non-finite" in error and "at step" in error and "Last good checkpoint" in error
+    assert not (tmp_path / "final").exists()
+
+
+def bad_input_cases(teacher_run: Path, student_run: Path, tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+    import pickle
+
+    (tmp_path / "splits").mkdir()
+    for split in ("train", "val", "test"):
+        data = (SHARED_DATA / "vipriors_splits" / f"{split}.pickle").read_bytes()
+        (tmp_path / "splits" / f"{split}.pickle").write_bytes(data if split != "val" else data[:-10] + b"\x00" * 10)
+    (tmp_path / "empty" / "train" / "n00000000").mkdir(parents=True)
+    (tmp_path / "evil.pth.tar").write_bytes(pickle.dumps({"state_dict": {}, "x": os.system}))
+    teacher, student = str(teacher_run / "final"), str(student_run / "final")
+    out = str(tmp_path / "out")
+    vipriors = ["--dataset", "vipriors", "--split-lists", str(SHARED_DATA / "vipriors_splits")]
+    return {
+        "unknown architecture": (
+            ["train-teacher", "--architecture", "resnet9000", "--output", out, *FASHION_ARGS],
+            "Unknown architecture",
+        ),
+        "num_classes mismatch": (
+            [
+                "evaluate",
+                "--checkpoint",
+                student,
+                "--output",
+                out,
+                "--dataset",
+                "imagefolder",
+                "--data-dir",
+                str(tmp_path / "folder"),
+            ],
+            "classifies 10 classes",
+        ),
+        "teacher given as student": (
+            ["evaluate", "--checkpoint", teacher, "--output", out, *FASHION_ARGS],
+            "teacher backbone",
+        ),
+        "student given as teacher": (
+            ["train-student", "--teacher", student, "--output", out, *FASHION_ARGS],
+            "student classifier",
+        ),
+        "missing data directory": (
+            ["data-info", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "nowhere")],
+            "does not exist",
+        ),
+        "empty after filtering": (["data-info", *vipriors, "--data-dir", str(tmp_path / "empty")], "0 of 50000 files"),
+        "split list hash mismatch": (
+            [
+                "data-info",
+                "--dataset",
+                "vipriors",
+                "--split-lists",
+                str(tmp_path / "splits"),
+                "--data-dir",
+                str(tmp_path / "empty"),
+            ],
+            "sha256",
+        ),
+        "hub unreachable, nothing cached": (
+            ["data-info", "--dataset", "vipriors", "--data-dir", str(tmp_path / "empty")],
+            "HF_HUB_OFFLINE",
+        ),
+        "pickle that is not weights-only": (
+            ["convert", str(tmp_path / "evil.pth.tar"), "--output", out],
+            "not a weights-only checkpoint",
+        ),
+        "output holds another run": (
+            ["train-teacher", "--output", str(teacher_run), *COMMON],
+            "already holds a training run",
+        ),
+    }
+
+
+def test_bad_input_gets_one_clear_error_and_nothing_is_overwritten(
+    teacher_run: Path, student_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import huggingface_hub.constants
+    from PIL import Image
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HOME", str(tmp_path / "hf-home"))
+    for split, label in (("train", "a"), ("train", "b"), ("validation", "a"), ("validation", "b")):
+        (tmp_path / "folder" / split / label).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "folder" / split / label / "0.png")
+    before = {p: p.stat().st_mtime_ns for p in teacher_run.rglob("*") if p.is_file()}
+    for name, (args, message) in bad_input_cases(teacher_run, student_run, tmp_path).items():
+        assert main(args) == 2, name
+        error = capsys.readouterr().err
+        assert message in error, (name, error)
+        assert "Traceback" not in error, (name, error)
+        assert [line for line in error.splitlines() if ": error: " in line] == [error.strip().splitlines()[-1]], name
+    assert not (tmp_path / "out").exists()
+    assert {p: p.stat().st_mtime_ns for p in teacher_run.rglob("*") if p.is_file()} == before
+
+
+def test_the_hub_token_is_written_nowhere(student_run: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    from test_hub import RecordingApi
+
+    from vipriors_hub.train.hub import push_to_hub
+
+    token = "hf_vipriorsSECRETtoken0123456789"
+    monkeypatch.setenv("HF_TOKEN", token)
+    output = tmp_path / "run"
+    args = [*RUNS["teacher"], "--output", str(output), "--epochs", "1", "--report-to", "tensorboard"]
+    assert main(args) == 0
+    assert main(["export", str(output), "--output", str(tmp_path / "export")]) == 0
+    push_to_hub(tmp_path / "export", "me/teacher", api=RecordingApi())
+    push_to_hub(student_run, "me/student", api=RecordingApi())
+    captured = capsys.readouterr()
+    assert token not in captured.out + captured.err
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
