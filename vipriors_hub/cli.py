@@ -139,6 +139,24 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoConfig, run_demo
+
+    config = resolve_config(args, DemoConfig, "demo")
+    results = run_demo(config)
+    print(f"\nFashion-MNIST, 50 training images per class, official 10k test set ({config.output}):")
+    rows = {
+        "baseline (supervised from scratch)": "baseline_top1",
+        "teacher, kNN on frozen features": "teacher_knn_top1",
+        "teacher, linear probe": "teacher_linear_top1",
+        "student (distilled from the teacher)": "student_top1",
+    }
+    for name, key in rows.items():
+        print(f"  {name:<38} top-1 {results[key]:6.2f}%")
+    print(f"Results: {config.output}/results.json, {config.output}/results.png; Hub-ready: {config.output}/hub/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -195,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--config", help="YAML file with a data: section")
     add_data_arguments(evaluate)
     evaluate.set_defaults(run=_run_evaluate)
+
+    from .demo import DemoConfig
+
+    demo = commands.add_parser("demo", help="the whole method on Fashion-MNIST (shipped), offline, on CPU")
+    add_config_arguments(demo, DemoConfig, "demo")
+    demo.set_defaults(run=_run_demo)
 
     export = commands.add_parser("export", help="write the Hub-ready folder (weights, config, model card) of a run")
     export.add_argument("run_dir", help="a trainer's OUTPUT folder")
