@@ -19,7 +19,10 @@ from vipriors_hub.train.teacher import TeacherConfig, train_teacher
 
 
 def test_smoke_run_lowers_the_loss(teacher_run: Path) -> None:
-    records = [json.loads(line) for line in (teacher_run / "metrics.jsonl").read_text().splitlines()]
+    lines = (teacher_run / "metrics.jsonl").read_text().splitlines()
+    start, records = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
+    assert start["event"] == "start" and start["processes"] == 1 and start["effective_batch_size"] == 64
+    assert start["lr"] == pytest.approx(0.12 * 64 / 256)
     assert [r["step"] for r in records] == list(range(1, 49))
     losses = np.array([r["loss"] for r in records]).reshape(8, 6).mean(axis=1)
     # Epoch 1 starts with a random queue; from epoch 2 the queue holds real keys.
@@ -88,6 +91,8 @@ def test_two_process_cli_run_writes_a_loadable_teacher(tmp_path: Path) -> None:
     result = subprocess.run(command, timeout=300, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["processes"] == 2 and records[0]["effective_batch_size"] == 64
+    records = [r for r in records if "loss" in r]
     assert [r["step"] for r in records] == [1, 2]
     assert records[0]["images_per_second"] > 0
     assert timm.create_model(f"local-dir:{tmp_path / 'run' / 'final'}", pretrained=True).num_classes == 0

@@ -23,7 +23,7 @@ from .train.hub import export_run
 from .train.student import StudentConfig, train_student
 from .train.teacher import TeacherConfig, train_teacher
 
-__all__ = ["DemoConfig", "demo_data_config", "run_demo"]
+__all__ = ["DemoConfig", "demo_data_config", "run_arms", "run_demo"]
 
 
 @dataclass
@@ -36,6 +36,8 @@ class DemoConfig:
     teacher_epochs: int = 150
     student_epochs: int = 60
     batch_size: int = 64
+    margin: float = 0.4
+    queue_size: int = 256
     num_workers: int = 0
     overwrite: bool = False
 
@@ -54,7 +56,8 @@ def _teacher_config(config: DemoConfig, output: Path) -> TeacherConfig:
         epochs=config.teacher_epochs,
         batch_size=config.batch_size,
         base_lr=0.12,
-        queue_size=256,
+        margin=config.margin,
+        queue_size=config.queue_size,
         key_momentum=0.99,
         num_workers=config.num_workers,
         log_every=5,
@@ -124,6 +127,37 @@ def plot(output: Path, results: dict[str, float]) -> Path:
     return path
 
 
+def run_arms(config: DemoConfig, data: DataConfig, arms: tuple[str, ...] = ("baseline", "teacher", "student")) -> dict:
+    """Train and score the requested arms under ``config.output``; return their test accuracies (percent)
+    and the validation accuracy of the last epoch of each supervised arm."""
+    output = Path(config.output)
+    evaluations = output / "evaluations"
+    evaluations.mkdir(parents=True, exist_ok=True)
+    results: dict[str, float] = {}
+    if "baseline" in arms:
+        baseline = train_student(_student_config(config, output / "baseline", None), data)
+        scores = evaluate_students([str(baseline)], data, "test", evaluations / "baseline.json", num_workers=0)
+        results["baseline_top1"] = scores["top1"]
+        results["baseline_val_top1"] = _last_validation(output / "baseline")
+    if "teacher" in arms:
+        teacher = train_teacher(_teacher_config(config, output / "teacher"), data)
+        probe = TeacherEvalConfig(
+            checkpoint=str(teacher), output=str(evaluations / "teacher.json"), split="test", num_workers=0
+        )
+        scores = evaluate_teacher(probe, data)
+        results["teacher_knn_top1"], results["teacher_linear_top1"] = scores["knn"]["top1"], scores["linear"]["top1"]
+    if "student" in arms:
+        student = train_student(_student_config(config, output / "student", output / "teacher" / "final"), data)
+        scores = evaluate_students([str(student)], data, "test", evaluations / "student.json", num_workers=0)
+        results["student_top1"] = scores["top1"]
+        results["student_val_top1"] = _last_validation(output / "student")
+    return results
+
+
+def _last_validation(run: Path) -> float:
+    return [r for r in _read_metrics(run) if "val_top1" in r][-1]["val_top1"]
+
+
 def run_demo(config: DemoConfig) -> dict[str, float]:
     """Run the three arms; write ``results.json``, ``results.png`` and Hub-ready ``hub/teacher``, ``hub/student``.
 
@@ -131,30 +165,12 @@ def run_demo(config: DemoConfig) -> dict[str, float]:
     ``teacher_linear_top1``, ``student_top1``.
     """
     output = Path(config.output)
-    data = demo_data_config()
-    evaluations = output / "evaluations"
-    evaluations.mkdir(parents=True, exist_ok=True)
-
-    baseline = train_student(_student_config(config, output / "baseline", None), data)
-    baseline_eval = evaluate_students([str(baseline)], data, "test", evaluations / "baseline.json", num_workers=0)
-    teacher = train_teacher(_teacher_config(config, output / "teacher"), data)
-    teacher_eval = evaluate_teacher(
-        TeacherEvalConfig(
-            checkpoint=str(teacher), output=str(evaluations / "teacher.json"), split="test", num_workers=0
-        ),
-        data,
-    )
-    student = train_student(_student_config(config, output / "student", teacher), data)
-    student_eval = evaluate_students([str(student)], data, "test", evaluations / "student.json", num_workers=0)
-
-    results = {
-        "baseline_top1": baseline_eval["top1"],
-        "teacher_knn_top1": teacher_eval["knn"]["top1"],
-        "teacher_linear_top1": teacher_eval["linear"]["top1"],
-        "student_top1": student_eval["top1"],
-    }
+    measured = run_arms(config, demo_data_config())
+    keys = ("baseline_top1", "teacher_knn_top1", "teacher_linear_top1", "student_top1")
+    results = {key: measured[key] for key in keys}
     (output / "results.json").write_text(json.dumps(results, indent=2))
     plot(output, results)
+    evaluations = output / "evaluations"
     export_run(output / "teacher", output / "hub" / "teacher", [evaluations / "teacher.json"])
     export_run(output / "student", output / "hub" / "student", [evaluations / "student.json"])
     return results

@@ -201,6 +201,17 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
         step, best_top1 = progress["step"], progress["best_top1"]
         loader.load_state_dict(progress["loader"])
         accelerator.print(f"Resumed from {checkpoint} at step {step}.")
+    metrics.write(
+        {
+            "event": "resume" if config.resume else "start",
+            "step": step,
+            "processes": accelerator.num_processes,
+            "effective_batch_size": config.batch_size * accelerator.num_processes * config.gradient_accumulation_steps,
+            "base_lr": config.base_lr,
+            "lr": lr,
+            "steps_total": total_steps,
+        }
+    )
     scheduler.step_update(step)
     accelerator.init_trackers("student", config=tracker_config(sections))
     cfg = pretrained_cfg_for(architecture, "student", config.resolution, num_classes=num_classes)

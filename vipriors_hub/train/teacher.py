@@ -139,6 +139,17 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
         step, micro_step = progress["step"], progress["micro_step"]
         loader.load_state_dict(progress["loader"])
         accelerator.print(f"Resumed from {checkpoint} at step {step}.")
+    metrics.write(
+        {
+            "event": "resume" if config.resume else "start",
+            "step": step,
+            "processes": accelerator.num_processes,
+            "effective_batch_size": config.batch_size * accelerator.num_processes * config.gradient_accumulation_steps,
+            "base_lr": config.base_lr,
+            "lr": lr,
+            "steps_total": total_steps,
+        }
+    )
     scheduler.step_update(step)
     accelerator.init_trackers("teacher", config=tracker_config(sections))
 
