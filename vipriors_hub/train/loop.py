@@ -10,11 +10,13 @@ Every trainer writes::
 
 import dataclasses
 import json
+import math
 import os
 import re
 import shutil
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,10 @@ from ..errors import VipriorsError
 
 __all__ = [
     "CheckpointManager",
+    "RunSettings",
+    "check_finite",
+    "plan_steps",
+    "start_record",
     "MetricsWriter",
     "check_architecture",
     "document",
@@ -40,6 +46,23 @@ __all__ = [
     "step_generator",
     "tracker_config",
 ]
+
+
+@dataclass
+class RunSettings:
+    """Settings every trainer shares: hardware, precision, logging, checkpoints, output folder."""
+
+    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (bf16 is ~30x slower on CPUs)"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
+    num_workers: int = field(default=4, metadata={"help": "DataLoader workers per process"})
+    channels_last: bool = field(default=False, metadata={"help": "channels_last memory format"})
+    checkpoint_every: int = field(default=1000, metadata={"help": "checkpoint every N steps (and every epoch)"})
+    log_every: int = field(default=10, metadata={"help": "log every N steps"})
+    cpu: bool = field(default=False, metadata={"help": "train on CPU even if a GPU is present"})
+    report_to: str = field(default="tensorboard", metadata={"help": "accelerate tracker: tensorboard, wandb, none"})
+    resume: bool = field(default=False, metadata={"help": "continue from the newest checkpoint in --output"})
+    overwrite: bool = field(default=False, metadata={"help": "delete a previous run in --output first"})
+
 
 _CHECKPOINT = re.compile(r"^step-(\d{8})$")
 # Fields that may differ between a run and its resumption.
@@ -144,6 +167,44 @@ def tracker_config(sections: Mapping[str, Any]) -> dict[str, bool | int | float 
         for name, section in sections.items()
         for key, value in dataclasses.asdict(section).items()
         if isinstance(value, bool | int | float | str)
+    }
+
+
+def plan_steps(
+    loader_batches: int, examples: int, batch_size: int, accumulation: int, epochs: int, max_steps: int | None
+) -> tuple[int, int]:
+    """Optimizer steps per epoch and in all, refusing a split too small for one step."""
+    steps_per_epoch = loader_batches // accumulation
+    if steps_per_epoch == 0:
+        raise VipriorsError(
+            f"The training split has {examples} images per process, fewer than one step of "
+            f"{batch_size} x {accumulation}: lower --batch-size."
+        )
+    total = epochs * steps_per_epoch
+    return steps_per_epoch, total if max_steps is None else min(total, max_steps)
+
+
+def check_finite(loss_value: float, step: int, checkpoints: "CheckpointManager") -> None:
+    """Stop the run with a sentence when the loss is NaN or infinite; the last checkpoint is kept."""
+    if not math.isfinite(loss_value):
+        raise VipriorsError(
+            f"The loss became non-finite ({loss_value}) at step {step}; training stopped. "
+            f"Last good checkpoint: {checkpoints.latest() or 'none'}. Lower --base-lr or check the data."
+        )
+
+
+def start_record(
+    accelerator: Accelerator, settings: Any, batch_size: int, base_lr: float, lr: float, step: int, total: int
+) -> dict[str, Any]:
+    """The first line of ``metrics.jsonl``: processes, effective batch and learning rate of the run."""
+    return {
+        "event": "resume" if settings.resume else "start",
+        "step": step,
+        "processes": accelerator.num_processes,
+        "effective_batch_size": batch_size * accelerator.num_processes * settings.gradient_accumulation_steps,
+        "base_lr": base_lr,
+        "lr": lr,
+        "steps_total": total,
     }
 
 

@@ -6,7 +6,6 @@ on, next to label-smoothed cross-entropy. With ``--init scratch --distill-weight
 teacher it is the plain supervised baseline.
 """
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +27,13 @@ from .hub import family_architecture, load_model_folder, pretrained_cfg_for, ren
 from .loop import (
     CheckpointManager,
     MetricsWriter,
+    RunSettings,
     check_architecture,
+    check_finite,
     document,
+    plan_steps,
     scaled_lr,
+    start_record,
     start_run,
     tracker_config,
 )
@@ -39,7 +42,7 @@ __all__ = ["StudentConfig", "train_student"]
 
 
 @dataclass
-class StudentConfig:
+class StudentConfig(RunSettings):
     """Phase-2 settings; defaults are the paper's (448 px, 100 epochs, OFD weight 1e-4, step schedule)."""
 
     output: str = field(default="runs/student", metadata={"help": "output folder"})
@@ -62,17 +65,7 @@ class StudentConfig:
     auto_augment: bool = field(default=True, metadata={"help": "AutoAugment ('original' policy)"})
     mixup: float = field(default=0.0, metadata={"help": "mixup alpha (0: off)"})
     cutmix: float = field(default=0.0, metadata={"help": "cutmix alpha (0: off)"})
-    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (bf16 is ~30x slower on CPUs)"})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
-    num_workers: int = field(default=4, metadata={"help": "DataLoader workers per process"})
-    channels_last: bool = field(default=False, metadata={"help": "channels_last memory format"})
     compile_loss: bool = field(default=False, metadata={"help": "torch.compile the OFD distance (GPU: ~3x faster)"})
-    checkpoint_every: int = field(default=1000, metadata={"help": "checkpoint every N steps (and every epoch)"})
-    log_every: int = field(default=10, metadata={"help": "log every N steps"})
-    cpu: bool = field(default=False, metadata={"help": "train on CPU even if a GPU is present"})
-    report_to: str = field(default="tensorboard", metadata={"help": "accelerate tracker: tensorboard, wandb, none"})
-    resume: bool = field(default=False, metadata={"help": "continue from the newest checkpoint in --output"})
-    overwrite: bool = field(default=False, metadata={"help": "delete a previous run in --output first"})
 
 
 @torch.no_grad()
@@ -159,15 +152,9 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
         batch_size=config.batch_size,
     )
     loader = ResumableLoader(stream, num_workers=config.num_workers, drop_last=True)
-    steps_per_epoch = len(loader) // config.gradient_accumulation_steps
-    if steps_per_epoch == 0:
-        raise VipriorsError(
-            f"The training split has {len(stream)} images per process, fewer than one step of "
-            f"{config.batch_size} x {config.gradient_accumulation_steps}: lower --batch-size."
-        )
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
+    steps_per_epoch, total_steps = plan_steps(
+        len(loader), len(stream), config.batch_size, config.gradient_accumulation_steps, config.epochs, config.max_steps
+    )
     mixup = (
         Mixup(
             mixup_alpha=config.mixup,
@@ -201,17 +188,7 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
         step, best_top1 = progress["step"], progress["best_top1"]
         loader.load_state_dict(progress["loader"])
         accelerator.print(f"Resumed from {checkpoint} at step {step}.")
-    metrics.write(
-        {
-            "event": "resume" if config.resume else "start",
-            "step": step,
-            "processes": accelerator.num_processes,
-            "effective_batch_size": config.batch_size * accelerator.num_processes * config.gradient_accumulation_steps,
-            "base_lr": config.base_lr,
-            "lr": lr,
-            "steps_total": total_steps,
-        }
-    )
+    metrics.write(start_record(accelerator, config, config.batch_size, config.base_lr, lr, step, total_steps))
     scheduler.step_update(step)
     accelerator.init_trackers("student", config=tracker_config(sections))
     cfg = pretrained_cfg_for(architecture, "student", config.resolution, num_classes=num_classes)
@@ -269,12 +246,7 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
             step += 1
             scheduler.step_update(step)
             loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
-            if not math.isfinite(loss_value):
-                kept = checkpoints.latest()
-                raise VipriorsError(
-                    f"The loss became non-finite ({loss_value}) at step {step}; training stopped. "
-                    f"Last good checkpoint: {kept or 'none'}. Lower --base-lr or check the data."
-                )
+            check_finite(loss_value, step, checkpoints)
             progress_bar.update(1)
             if step % config.log_every == 0 or step == total_steps:
                 elapsed = time.perf_counter() - window_start

@@ -6,7 +6,6 @@ scaling rule ``base_lr * effective_batch / 256`` with ``effective_batch = batch_
 gradient_accumulation_steps`` (MoCo v2: 0.03 for 256).
 """
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +22,13 @@ from .hub import pretrained_cfg_for, render_model_card, write_model_folder
 from .loop import (
     CheckpointManager,
     MetricsWriter,
+    RunSettings,
     check_architecture,
+    check_finite,
     document,
+    plan_steps,
     scaled_lr,
+    start_record,
     start_run,
     step_generator,
     tracker_config,
@@ -36,7 +39,7 @@ __all__ = ["TeacherConfig", "train_teacher"]
 
 
 @dataclass
-class TeacherConfig:
+class TeacherConfig(RunSettings):
     """Phase-1 settings; defaults are the paper's (MoCo v2 + margin 0.4, queue 4096, 800 epochs)."""
 
     output: str = field(default="runs/teacher", metadata={"help": "output folder"})
@@ -54,16 +57,6 @@ class TeacherConfig:
     key_momentum: float = field(default=0.999, metadata={"help": "momentum of the key encoder"})
     projection_dim: int = field(default=128, metadata={"help": "output dimension of the MLP head"})
     shuffle_bn_groups: int = field(default=2, metadata={"help": "one process: key batch chunks for shuffle-BN"})
-    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (bf16 is ~30x slower on CPUs)"})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
-    num_workers: int = field(default=4, metadata={"help": "DataLoader workers per process"})
-    channels_last: bool = field(default=False, metadata={"help": "channels_last memory format"})
-    checkpoint_every: int = field(default=1000, metadata={"help": "checkpoint every N steps (and every epoch)"})
-    log_every: int = field(default=10, metadata={"help": "log every N steps"})
-    cpu: bool = field(default=False, metadata={"help": "train on CPU even if a GPU is present"})
-    report_to: str = field(default="tensorboard", metadata={"help": "accelerate tracker: tensorboard, wandb, none"})
-    resume: bool = field(default=False, metadata={"help": "continue from the newest checkpoint in --output"})
-    overwrite: bool = field(default=False, metadata={"help": "delete a previous run in --output first"})
 
 
 def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
@@ -104,15 +97,9 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
         batch_size=config.batch_size,
     )
     loader = ResumableLoader(stream, num_workers=config.num_workers, drop_last=True)
-    steps_per_epoch = len(loader) // config.gradient_accumulation_steps
-    if steps_per_epoch == 0:
-        raise VipriorsError(
-            f"The training split has {len(stream)} images per process, fewer than one step of "
-            f"{config.batch_size} x {config.gradient_accumulation_steps}: lower --batch-size."
-        )
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
+    steps_per_epoch, total_steps = plan_steps(
+        len(loader), len(stream), config.batch_size, config.gradient_accumulation_steps, config.epochs, config.max_steps
+    )
     lr = scaled_lr(config.base_lr, config.batch_size, accelerator, config.gradient_accumulation_steps)
     optimizer = torch.optim.SGD(
         query_encoder.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay
@@ -139,17 +126,7 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
         step, micro_step = progress["step"], progress["micro_step"]
         loader.load_state_dict(progress["loader"])
         accelerator.print(f"Resumed from {checkpoint} at step {step}.")
-    metrics.write(
-        {
-            "event": "resume" if config.resume else "start",
-            "step": step,
-            "processes": accelerator.num_processes,
-            "effective_batch_size": config.batch_size * accelerator.num_processes * config.gradient_accumulation_steps,
-            "base_lr": config.base_lr,
-            "lr": lr,
-            "steps_total": total_steps,
-        }
-    )
+    metrics.write(start_record(accelerator, config, config.batch_size, config.base_lr, lr, step, total_steps))
     scheduler.step_update(step)
     accelerator.init_trackers("teacher", config=tracker_config(sections))
 
@@ -194,12 +171,7 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
             step += 1
             scheduler.step_update(step)
             loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
-            if not math.isfinite(loss_value):
-                kept = checkpoints.latest()
-                raise VipriorsError(
-                    f"The loss became non-finite ({loss_value}) at step {step}; training stopped. "
-                    f"Last good checkpoint: {kept or 'none'}. Lower --base-lr or check the data."
-                )
+            check_finite(loss_value, step, checkpoints)
             progress_bar.update(1)
             if step % config.log_every == 0 or step == total_steps:
                 accuracy = accelerator.reduce((logits.argmax(dim=1) == target).float().mean(), reduction="mean")
