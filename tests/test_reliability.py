@@ -209,3 +209,21 @@ def test_the_hub_token_is_written_nowhere(student_run: Path, tmp_path: Path, mon
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert token.encode() not in path.read_bytes(), path
+
+
+def test_non_finite_guard_names_the_first_bad_step(tmp_path: Path) -> None:
+    import torch
+    from accelerate import Accelerator
+
+    from vipriors_hub.errors import VipriorsError
+    from vipriors_hub.train.loop import CheckpointManager, NonFiniteGuard
+
+    accelerator = Accelerator(cpu=True)
+    guard, manager = NonFiniteGuard(accelerator), CheckpointManager(accelerator, tmp_path)
+    guard.observe(torch.tensor(1.5), 1)
+    guard.check(manager)
+    guard.observe(torch.tensor(float("nan")), 2)
+    guard.observe(torch.tensor(float("inf")), 3)
+    guard.observe(torch.tensor(0.5), 4)
+    with pytest.raises(VipriorsError, match="non-finite at step 2;"):
+        guard.check(manager)

@@ -10,7 +10,6 @@ Every trainer writes::
 
 import dataclasses
 import json
-import math
 import os
 import re
 import shutil
@@ -33,7 +32,7 @@ from ..errors import VipriorsError
 __all__ = [
     "CheckpointManager",
     "RunSettings",
-    "check_finite",
+    "NonFiniteGuard",
     "plan_steps",
     "start_record",
     "MetricsWriter",
@@ -184,13 +183,31 @@ def plan_steps(
     return steps_per_epoch, total if max_steps is None else min(total, max_steps)
 
 
-def check_finite(loss_value: float, step: int, checkpoints: "CheckpointManager") -> None:
-    """Stop the run with a sentence when the loss is NaN or infinite; the last checkpoint is kept."""
-    if not math.isfinite(loss_value):
-        raise VipriorsError(
-            f"The loss became non-finite ({loss_value}) at step {step}; training stopped. "
-            f"Last good checkpoint: {checkpoints.latest() or 'none'}. Lower --base-lr or check the data."
-        )
+class NonFiniteGuard:
+    """Watches the loss for NaN / inf on the device, without a host synchronisation per step.
+
+    ``observe`` records the first bad step in a device tensor; ``check`` (called when the trainer
+    synchronises anyway: logging, before a checkpoint, at the end) stops the run with a sentence
+    naming that step, before a checkpoint could store the damaged weights.
+    """
+
+    def __init__(self, accelerator: Accelerator) -> None:
+        self.accelerator = accelerator
+        self.first_bad = torch.full((1,), -1, dtype=torch.long, device=accelerator.device)
+
+    def observe(self, loss: torch.Tensor, step: int) -> None:
+        """Remember ``step`` if ``loss`` (a scalar tensor) is not finite and no earlier step was."""
+        bad = ~torch.isfinite(loss.detach()).reshape(1) & (self.first_bad < 0)
+        self.first_bad = torch.where(bad, torch.full_like(self.first_bad, step), self.first_bad)
+
+    def check(self, checkpoints: "CheckpointManager") -> None:
+        """Raise if any process saw a non-finite loss; the last good checkpoint is kept."""
+        first = int(self.accelerator.gather(self.first_bad).max())
+        if first >= 0:
+            raise VipriorsError(
+                f"The loss became non-finite at step {first}; training stopped. "
+                f"Last good checkpoint: {checkpoints.latest() or 'none'}. Lower --base-lr or check the data."
+            )
 
 
 def start_record(

@@ -27,9 +27,9 @@ from .hub import family_architecture, load_model_folder, pretrained_cfg_for, ren
 from .loop import (
     CheckpointManager,
     MetricsWriter,
+    NonFiniteGuard,
     RunSettings,
     check_architecture,
-    check_finite,
     document,
     plan_steps,
     scaled_lr,
@@ -179,6 +179,7 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
 
     checkpoints = CheckpointManager(accelerator, output / "checkpoints")
     metrics = MetricsWriter(output / "metrics.jsonl", accelerator.is_main_process)
+    guard = NonFiniteGuard(accelerator)
     step, best_top1, scores = 0, -1.0, {}
     if config.resume:
         checkpoint = checkpoints.latest()
@@ -245,10 +246,11 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
                 continue
             step += 1
             scheduler.step_update(step)
-            loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
-            check_finite(loss_value, step, checkpoints)
+            guard.observe(loss, step)
             progress_bar.update(1)
             if step % config.log_every == 0 or step == total_steps:
+                guard.check(checkpoints)
+                loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
                 elapsed = time.perf_counter() - window_start
                 record = {
                     "step": step,
@@ -264,6 +266,8 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
                 progress_bar.set_postfix(loss=f"{loss_value:.3f}")
                 window_start, window_images = time.perf_counter(), 0
             end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
+            if end_of_epoch or step % config.checkpoint_every == 0:
+                guard.check(checkpoints)
             if end_of_epoch and "val" in data.splits:
                 scores = _validate(
                     accelerator.unwrap_model(model).student, data.splits["val"], config.resolution, config, accelerator

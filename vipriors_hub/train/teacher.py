@@ -22,9 +22,9 @@ from .hub import pretrained_cfg_for, render_model_card, write_model_folder
 from .loop import (
     CheckpointManager,
     MetricsWriter,
+    NonFiniteGuard,
     RunSettings,
     check_architecture,
-    check_finite,
     document,
     plan_steps,
     scaled_lr,
@@ -114,6 +114,7 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
 
     checkpoints = CheckpointManager(accelerator, output / "checkpoints")
     metrics = MetricsWriter(output / "metrics.jsonl", accelerator.is_main_process)
+    guard = NonFiniteGuard(accelerator)
     step = micro_step = 0
     if config.resume:
         checkpoint = checkpoints.latest()
@@ -170,10 +171,11 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
             momentum_update(accelerator.unwrap_model(query_encoder), key_encoder, config.key_momentum)
             step += 1
             scheduler.step_update(step)
-            loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
-            check_finite(loss_value, step, checkpoints)
+            guard.observe(loss, step)
             progress_bar.update(1)
             if step % config.log_every == 0 or step == total_steps:
+                guard.check(checkpoints)
+                loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
                 accuracy = accelerator.reduce((logits.argmax(dim=1) == target).float().mean(), reduction="mean")
                 elapsed = time.perf_counter() - window_start
                 record = {
@@ -189,6 +191,7 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
                 progress_bar.set_postfix(loss=f"{loss_value:.3f}", acc=f"{record['contrastive_accuracy']:.2f}")
                 window_start, window_images = time.perf_counter(), 0
             if step % config.checkpoint_every == 0 or step % steps_per_epoch == 0 or step == total_steps:
+                guard.check(checkpoints)
                 save_checkpoint()
             if step >= total_steps:
                 break
