@@ -31,7 +31,8 @@ def test_every_member_has_an_identical_plain_timm_model(architecture: str) -> No
     name, model_args = TIMM_EQUIVALENTS[architecture]
     ours, plain = timm.create_model(architecture, num_classes=3), timm.create_model(name, num_classes=3, **model_args)
     plain.load_state_dict(ours.state_dict())
-    ours.eval(), plain.eval()
+    ours.eval()
+    plain.eval()
     images = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(ours(images), plain(images))

@@ -70,7 +70,7 @@ def test_a_kill_during_a_save_leaves_the_previous_checkpoint(tmp_path: Path, mon
     manager = CheckpointManager(accelerator, tmp_path / "checkpoints")
     import torch
 
-    model = accelerator.prepare(torch.nn.Linear(2, 2))
+    accelerator.prepare(torch.nn.Linear(2, 2))  # something for save_state to write
     first = manager.save(3, {"queue": torch.ones(2)}, {"step": 3})
 
     def dies_halfway(directory: str) -> None:
@@ -85,7 +85,6 @@ def test_a_kill_during_a_save_leaves_the_previous_checkpoint(tmp_path: Path, mon
     tensors, progress = manager.load(first)
     assert progress == {"step": 3} and torch.equal(tensors["queue"], torch.ones(2))
     assert (tmp_path / "checkpoints" / ".partial-step-00000006").exists()
-    assert model is not None
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(

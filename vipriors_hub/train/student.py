@@ -236,7 +236,7 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
                         )
                     else:
                         # Connectors join the graph with weight 0 so that DDP sees all parameters used.
-                        distillation = sum((0.0 * feature.float().sum() for feature in connected), logits.new_zeros(()))
+                        distillation = 0.0 * sum((feature.sum() for feature in connected), logits.new_zeros(()))
                     loss = cross_entropy + distillation
                 accelerator.backward(loss)
                 optimizer.step()
