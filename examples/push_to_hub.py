@@ -1,6 +1,6 @@
 """Publish both phases of a reproduction to the Hugging Face Hub, each with its model card.
 
-Log in first (`huggingface-cli login`, or set HF_TOKEN); the token is never printed or written.
+Log in first (`hf auth login`, or set HF_TOKEN); the token is never printed or written.
 
     python examples/push_to_hub.py --runs runs/vipriors --namespace my-org
 """

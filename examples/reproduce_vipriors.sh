@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the paper on the VIPriors ImageNet subset, streamed from the Hub (ILSVRC/imagenet-1k is
-# gated: accept its terms and `huggingface-cli login` first). Teacher, then student, with the
+# gated: accept its terms and `hf auth login` first). Teacher, then student, with the
 # paper's hyperparameters; then the test-time tricks and the submission file.
 #
 #   bash examples/reproduce_vipriors.sh                 # one process; or set LAUNCH for several:

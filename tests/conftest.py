@@ -1,4 +1,15 @@
-"""Shared test set-up: offline Hub, a temporary Hugging Face cache, paths to ../shared data."""
+"""Shared test set-up: offline Hub, a temporary Hugging Face cache, the data the tests read.
+
+Every test runs on a fresh clone: Fashion-MNIST comes from the subset shipped in the package,
+split lists in the official pickle format are written by the tests themselves. Tests of the
+*real* data (the official VIPriors split lists, the full Fashion-MNIST IDX files) are marked
+``real_data`` and run when an environment variable names their folder:
+
+* ``VIPRIORS_SPLIT_LISTS``: folder with the official ``train.pickle``, ``val.pickle``, ``test.pickle``;
+* ``FASHION_MNIST_DIR``: folder with the four Fashion-MNIST IDX files.
+
+Unset, those tests are skipped; set to a folder that lacks the files, they fail (``.ci/run`` sets both).
+"""
 
 import os
 
@@ -6,17 +17,92 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import hashlib  # noqa: E402
+import importlib.resources  # noqa: E402
+import pickle  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import huggingface_hub.constants  # noqa: E402
 import pytest  # noqa: E402
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 from vipriors_hub.data import DataConfig  # noqa: E402
+from vipriors_hub.data import split_lists as split_list_module  # noqa: E402
 
-FASHION = DataConfig(dataset="fashion-mnist", data_dir=str(SHARED_DATA / "fashion-mnist"), per_class=50, seed=0)
+# The Fashion-MNIST subset shipped with the package: 50 training images per class, the 10k test set.
+FASHION_DIR = Path(str(importlib.resources.files("vipriors_hub.demo_data")))
+FASHION = DataConfig(dataset="fashion-mnist", data_dir=str(FASHION_DIR), per_class=50, seed=0)
+FASHION_ARGS = ["--dataset", "fashion-mnist", "--data-dir", str(FASHION_DIR)]
+# Classes of the synthetic split lists: wnids spread over ImageNet's range, 50 images each per split.
+SYNTHETIC_WNIDS = ("n01440764", "n01443537", "n04591713", "n15075141")
+
+
+def _real_folder(variable: str, names: tuple[str, ...]) -> Path:
+    """The folder an environment variable names, skipping the test when it is unset and failing it
+    when the folder lacks one of ``names``."""
+    value = os.environ.get(variable)
+    if not value:
+        pytest.skip(f"set {variable} to run tests of the real data")
+    folder = Path(value)
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        pytest.fail(f"{variable}={value} lacks {', '.join(missing)}")
+    return folder
+
+
+@pytest.fixture
+def real_split_lists() -> Path:
+    """The folder of the official VIPriors split lists (``VIPRIORS_SPLIT_LISTS``)."""
+    return _real_folder("VIPRIORS_SPLIT_LISTS", ("train.pickle", "val.pickle", "test.pickle"))
+
+
+@pytest.fixture
+def real_fashion_mnist() -> Path:
+    """The folder of the full Fashion-MNIST IDX files (``FASHION_MNIST_DIR``)."""
+    names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    return _real_folder("FASHION_MNIST_DIR", tuple(f"{name}.gz" for name in names))
+
+
+def synthetic_split_list_bytes(wnids: tuple[str, ...] = SYNTHETIC_WNIDS, per_class: int = 50) -> dict[str, bytes]:
+    """Split lists in the official pickle format (train and val: ``[[wnid, filename], ...]``, test:
+    ``["wnid/ILSVRC2012_val_XXXXXXXX.JPEG", ...]``), classes interleaved as in the official lists."""
+    lists = {
+        "train": [[w, f"{w}_{1000 + i}.JPEG"] for i in range(per_class) for w in wnids],
+        "val": [[w, f"{w}_{5000 + i}.JPEG"] for i in range(per_class) for w in wnids],
+        "test": [
+            f"{w}/ILSVRC2012_val_{1 + c + len(wnids) * i:08d}.JPEG"
+            for i in range(per_class)
+            for c, w in enumerate(wnids)
+        ],
+    }
+    return {split: pickle.dumps(entries, protocol=2) for split, entries in lists.items()}
+
+
+def write_split_lists(folder: Path) -> dict[str, str]:
+    """Write the synthetic split lists into ``folder``; return each file's sha256."""
+    folder.mkdir(parents=True, exist_ok=True)
+    digests = {}
+    for split, data in synthetic_split_list_bytes().items():
+        (folder / f"{split}.pickle").write_bytes(data)
+        digests[split] = hashlib.sha256(data).hexdigest()
+    return digests
+
+
+@pytest.fixture(scope="session")
+def synthetic_split_lists_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    folder = tmp_path_factory.mktemp("split-lists")
+    return folder, write_split_lists(folder)
+
+
+@pytest.fixture
+def split_lists(synthetic_split_lists_dir: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder of synthetic split lists in the official format, whose hashes the package accepts for
+    the duration of the test (in this process only)."""
+    folder, digests = synthetic_split_lists_dir
+    for split, digest in digests.items():
+        monkeypatch.setitem(split_list_module.SPLIT_LIST_SHA256, split, digest)
+    return folder
+
+
 TINY_TEACHER = dict(
     architecture="vipriors_resnet_tiny",
     resolution=32,

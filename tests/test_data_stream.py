@@ -8,7 +8,7 @@ from pathlib import Path
 import datasets
 import pytest
 import torch
-from conftest import SHARED_DATA
+from conftest import FASHION_DIR
 from PIL import Image
 
 from vipriors_hub.cli import main
@@ -157,9 +157,7 @@ def test_transforms_make_the_views_each_phase_needs() -> None:
 
 def test_fashion_mnist_selection_is_seeded_and_balanced() -> None:
     def splits(seed: int) -> dict:
-        config = DataConfig(
-            dataset="fashion-mnist", data_dir=str(SHARED_DATA / "fashion-mnist"), per_class=20, seed=seed
-        )
+        config = DataConfig(dataset="fashion-mnist", data_dir=str(FASHION_DIR), per_class=20, seed=seed)
         return load_data(config).splits
 
     first, again, other = splits(0), splits(0), splits(1)
@@ -172,7 +170,7 @@ def test_fashion_mnist_selection_is_seeded_and_balanced() -> None:
 
 
 def test_data_info_reports_fashion_mnist_counts(capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["data-info", "--dataset", "fashion-mnist", "--data-dir", str(SHARED_DATA / "fashion-mnist")]
+    args = ["data-info", "--dataset", "fashion-mnist", "--data-dir", str(FASHION_DIR)]
     args += ["--per-class", "50", "--seed", "0", "--json"]
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
@@ -205,7 +203,7 @@ def test_data_errors_exit_with_one_line(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_describe_matches_the_stream() -> None:
-    data = load_data(DataConfig(dataset="fashion-mnist", data_dir=str(SHARED_DATA / "fashion-mnist"), per_class=5))
+    data = load_data(DataConfig(dataset="fashion-mnist", data_dir=str(FASHION_DIR), per_class=5))
     report = describe(data)
     assert report["splits"]["train"]["images"] == len(
         list(ExampleStream(data.splits["train"], pixel_value, shuffle=False))

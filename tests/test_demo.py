@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import SHARED_DATA
+import pytest
 from huggingface_hub import ModelCard
 
 from vipriors_hub.data import load_data
@@ -14,9 +14,10 @@ from vipriors_hub.demo import DemoConfig, demo_data_config, run_demo
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_shipped_data_is_exactly_what_the_build_script_writes(tmp_path: Path) -> None:
+@pytest.mark.real_data
+def test_shipped_data_is_exactly_what_the_build_script_writes(real_fashion_mnist: Path, tmp_path: Path) -> None:
     script = ROOT / "scripts" / "build_demo_data.py"
-    command = [sys.executable, str(script), "--source", str(SHARED_DATA / "fashion-mnist"), "--output", str(tmp_path)]
+    command = [sys.executable, str(script), "--source", str(real_fashion_mnist), "--output", str(tmp_path)]
     subprocess.run(command, check=True, capture_output=True)
     shipped = ROOT / "vipriors_hub" / "demo_data"
     for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "COPYRIGHT"):

@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import SHARED_DATA
+from conftest import FASHION_DIR
 from PIL import Image
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TINY = "--architecture vipriors_resnet_tiny"
-SPLITS = f"--split-lists {SHARED_DATA / 'vipriors_splits'}"
 
 
 def load_example(name: str):
@@ -40,11 +39,11 @@ def test_predict_with_timm_and_transformers(student_run: Path, hf_cache, tmp_pat
     assert predictions[0][0] in json.loads((folder / "config.json").read_text())["label_names"]
 
 
-def imagenet_like(root: Path, parquet: bool) -> Path:
+def imagenet_like(root: Path, parquet: bool, split_lists: Path) -> Path:
     """Three VIPriors classes of ImageNet, as an image tree or as parquet shards."""
     from vipriors_hub.data import load_split_lists
 
-    lists = load_split_lists(SHARED_DATA / "vipriors_splits")
+    lists = load_split_lists(split_lists)
     wnids = set(lists.class_names[:3])
     files = {
         "train": [(f"{e.stem}.JPEG", e.wnid) for e in lists.train + lists.val if e.wnid in wnids],
@@ -91,13 +90,14 @@ def check_reproduction(out: Path) -> None:
     assert json.loads((out / "teacher" / "eval.json").read_text())["images"] == 150
 
 
-def test_reproduce_vipriors_script(tmp_path: Path) -> None:
-    data = imagenet_like(tmp_path / "imagenet-parquet", parquet=True)
+@pytest.mark.real_data
+def test_reproduce_vipriors_script(real_split_lists: Path, tmp_path: Path) -> None:
+    data = imagenet_like(tmp_path / "imagenet-parquet", parquet=True, split_lists=real_split_lists)
     env = {
         **os.environ,
         **TINY_ENV,
         "OUT": str(tmp_path / "out"),
-        "DATA": f"--dataset vipriors --data-dir {data} {SPLITS}",
+        "DATA": f"--dataset vipriors --data-dir {data} --split-lists {real_split_lists}",
     }
     result = subprocess.run(
         ["bash", str(EXAMPLES / "reproduce_vipriors.sh")], env=env, capture_output=True, text=True, timeout=600
@@ -106,14 +106,15 @@ def test_reproduce_vipriors_script(tmp_path: Path) -> None:
     check_reproduction(tmp_path / "out")
 
 
-def test_reproduce_local_imagenet_script(tmp_path: Path) -> None:
-    data = imagenet_like(tmp_path / "imagenet", parquet=False)
+@pytest.mark.real_data
+def test_reproduce_local_imagenet_script(real_split_lists: Path, tmp_path: Path) -> None:
+    data = imagenet_like(tmp_path / "imagenet", parquet=False, split_lists=real_split_lists)
     env = {
         **os.environ,
         **TINY_ENV,
         "OUT": str(tmp_path / "out"),
         "IMAGENET": str(data),
-        "SPLIT_LISTS": str(SHARED_DATA / "vipriors_splits"),
+        "SPLIT_LISTS": str(real_split_lists),
     }
     script = EXAMPLES / "reproduce_local_imagenet.sh"
     result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=600)
@@ -123,7 +124,7 @@ def test_reproduce_local_imagenet_script(tmp_path: Path) -> None:
 
 def test_linear_probe_example(teacher_run: Path, tmp_path: Path) -> None:
     results = load_example("linear_probe").main(
-        [str(teacher_run / "final"), "--dataset", "fashion-mnist", "--data-dir", str(SHARED_DATA / "fashion-mnist")]
+        [str(teacher_run / "final"), "--dataset", "fashion-mnist", "--data-dir", str(FASHION_DIR)]
         + ["--per-class", "20", "--split", "val", "--output", str(tmp_path / "probe.json")]
     )
     assert results["images"] == 40 and (tmp_path / "probe.json").is_file()
@@ -170,7 +171,7 @@ def test_accelerate_configs_are_valid(name: str) -> None:
 def test_two_process_cpu_config_launches_two_processes(tmp_path: Path) -> None:
     command = ["accelerate", "launch", "--config_file", str(EXAMPLES / "accelerate" / "cpu_2proc.yaml")]
     command += ["-m", "vipriors_hub", "train-teacher", "--cpu", "--max-steps", "2", "--output", str(tmp_path / "run")]
-    command += ["--dataset", "fashion-mnist", "--data-dir", str(SHARED_DATA / "fashion-mnist"), "--per-class", "20"]
+    command += ["--dataset", "fashion-mnist", "--data-dir", str(FASHION_DIR), "--per-class", "20"]
     command += [*TINY.split(), "--resolution", "32", "--batch-size", "16", "--queue-size", "64", "--num-workers", "0"]
     command += ["--report-to", "none"]
     result = subprocess.run(

@@ -86,7 +86,7 @@ def test_card_parses_and_its_numbers_are_the_evaluation_file(student_export) -> 
     folder, results = student_export
     card = ModelCard.load(folder / "README.md")
     assert card.data.library_name == "timm" and card.data.license == "apache-2.0"
-    assert card.data.base_model == "vipriors-hub/vipriors_resnet_tiny.teacher"
+    assert card.data.base_model is None  # its teacher was a local folder: no Hub repository is guessed
     values = {result.metric_name: result.metric_value for result in card.data.eval_results}
     assert values == {"top1 (centre crop)": results["top1"], "top5 (centre crop)": results["top5"]}
     assert "arxiv:2008.00261" in card.data.tags

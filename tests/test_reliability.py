@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
+from conftest import FASHION_ARGS as SHIPPED_FASHION_ARGS
 
 from vipriors_hub.cli import main
 
-FASHION_ARGS = ["--dataset", "fashion-mnist", "--data-dir", str(SHARED_DATA / "fashion-mnist"), "--per-class", "20"]
+FASHION_ARGS = [*SHIPPED_FASHION_ARGS, "--per-class", "20"]
 COMMON = ["--architecture", "vipriors_resnet_tiny", "--resolution", "32", "--batch-size", "32", "--num-workers", "0"]
 COMMON += ["--report-to", "none", "--checkpoint-every", "3", "--log-every", "1", *FASHION_ARGS]
 RUNS = {
@@ -98,18 +98,20 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
     assert not (tmp_path / "final").exists()
 
 
-def bad_input_cases(teacher_run: Path, student_run: Path, tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+def bad_input_cases(
+    teacher_run: Path, student_run: Path, split_lists: Path, tmp_path: Path
+) -> dict[str, tuple[list[str], str]]:
     import pickle
 
     (tmp_path / "splits").mkdir()
     for split in ("train", "val", "test"):
-        data = (SHARED_DATA / "vipriors_splits" / f"{split}.pickle").read_bytes()
+        data = (split_lists / f"{split}.pickle").read_bytes()
         (tmp_path / "splits" / f"{split}.pickle").write_bytes(data if split != "val" else data[:-10] + b"\x00" * 10)
     (tmp_path / "empty" / "train" / "n00000000").mkdir(parents=True)
     (tmp_path / "evil.pth.tar").write_bytes(pickle.dumps({"state_dict": {}, "x": os.system}))
     teacher, student = str(teacher_run / "final"), str(student_run / "final")
     out = str(tmp_path / "out")
-    vipriors = ["--dataset", "vipriors", "--split-lists", str(SHARED_DATA / "vipriors_splits")]
+    vipriors = ["--dataset", "vipriors", "--split-lists", str(split_lists)]
     return {
         "unknown architecture": (
             ["train-teacher", "--architecture", "resnet9000", "--output", out, *FASHION_ARGS],
@@ -141,7 +143,7 @@ def bad_input_cases(teacher_run: Path, student_run: Path, tmp_path: Path) -> dic
             ["data-info", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "nowhere")],
             "does not exist",
         ),
-        "empty after filtering": (["data-info", *vipriors, "--data-dir", str(tmp_path / "empty")], "0 of 50000 files"),
+        "empty after filtering": (["data-info", *vipriors, "--data-dir", str(tmp_path / "empty")], "0 of 200 files"),
         "split list hash mismatch": (
             [
                 "data-info",
@@ -170,7 +172,7 @@ def bad_input_cases(teacher_run: Path, student_run: Path, tmp_path: Path) -> dic
 
 
 def test_bad_input_gets_one_clear_error_and_nothing_is_overwritten(
-    teacher_run: Path, student_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    teacher_run: Path, student_run: Path, split_lists: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     import huggingface_hub.constants
     from PIL import Image
@@ -180,7 +182,7 @@ def test_bad_input_gets_one_clear_error_and_nothing_is_overwritten(
         (tmp_path / "folder" / split / label).mkdir(parents=True)
         Image.new("RGB", (8, 8)).save(tmp_path / "folder" / split / label / "0.png")
     before = {p: p.stat().st_mtime_ns for p in teacher_run.rglob("*") if p.is_file()}
-    for name, (args, message) in bad_input_cases(teacher_run, student_run, tmp_path).items():
+    for name, (args, message) in bad_input_cases(teacher_run, student_run, split_lists, tmp_path).items():
         assert main(args) == 2, name
         error = capsys.readouterr().err
         assert message in error, (name, error)

@@ -1,5 +1,6 @@
 """The official VIPriors split lists: hash check, safe parsing, cache and offline behaviour."""
 
+import hashlib
 import os
 import pickle
 import shutil
@@ -8,9 +9,10 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
-from conftest import SHARED_DATA
+from conftest import SYNTHETIC_WNIDS
 
 from vipriors_hub.data.split_lists import (
+    SplitEntry,
     SplitListError,
     default_cache_dir,
     image_stem,
@@ -18,11 +20,10 @@ from vipriors_hub.data.split_lists import (
     parse_split_list,
 )
 
-SPLITS = SHARED_DATA / "vipriors_splits"
 
-
-def test_official_lists_parse_into_1000_classes_of_50_images() -> None:
-    lists = load_split_lists(SPLITS)
+@pytest.mark.real_data
+def test_official_lists_parse_into_1000_classes_of_50_images(real_split_lists: Path) -> None:
+    lists = load_split_lists(real_split_lists)
     assert len(lists.class_names) == 1000 and lists.class_names == sorted(lists.class_names)
     for split in ("train", "val", "test"):
         entries = lists.split(split)
@@ -47,10 +48,27 @@ def test_image_stem_ignores_folders_and_suffixes(path: str, stem: str | None) ->
     assert image_stem(path) == stem
 
 
-def test_tampered_list_is_refused(tmp_path: Path) -> None:
+@pytest.mark.real_data
+def test_official_lists_pass_the_pinned_hashes(real_split_lists: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vipriors_hub.data.split_lists import SPLIT_LIST_SHA256
+
     for split in ("train", "val", "test"):
-        shutil.copy(SPLITS / f"{split}.pickle", tmp_path / f"{split}.pickle")
-    data = pickle.loads((SPLITS / "val.pickle").read_bytes())
+        assert (
+            hashlib.sha256((real_split_lists / f"{split}.pickle").read_bytes()).hexdigest() == SPLIT_LIST_SHA256[split]
+        )
+
+
+def test_synthetic_lists_parse_like_official_ones(split_lists: Path) -> None:
+    lists = load_split_lists(split_lists)
+    assert lists.class_names == sorted(SYNTHETIC_WNIDS)
+    assert [len(lists.split(name)) for name in ("train", "val", "test")] == [50 * len(SYNTHETIC_WNIDS)] * 3
+    assert lists.test[0] == SplitEntry(wnid=SYNTHETIC_WNIDS[0], stem="ILSVRC2012_val_00000001")
+
+
+def test_tampered_list_is_refused(split_lists: Path, tmp_path: Path) -> None:
+    for split in ("train", "val", "test"):
+        shutil.copy(split_lists / f"{split}.pickle", tmp_path / f"{split}.pickle")
+    data = pickle.loads((split_lists / "val.pickle").read_bytes())
     data[0] = ["n01440764", "n01440764_1.JPEG"]
     (tmp_path / "val.pickle").write_bytes(pickle.dumps(data))
 
@@ -83,9 +101,11 @@ def test_offline_without_cache_gives_a_clear_error(tmp_path: Path, monkeypatch: 
         load_split_lists()
 
 
-def test_cached_lists_load_without_a_local_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cached_lists_load_without_a_local_copy(
+    split_lists: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(huggingface_hub.constants, "HF_HOME", str(tmp_path))
     default_cache_dir().mkdir(parents=True)
     for split in ("train", "val", "test"):
-        shutil.copy(SPLITS / f"{split}.pickle", default_cache_dir() / f"{split}.pickle")
-    assert load_split_lists() == load_split_lists(SPLITS)
+        shutil.copy(split_lists / f"{split}.pickle", default_cache_dir() / f"{split}.pickle")
+    assert load_split_lists() == load_split_lists(split_lists)

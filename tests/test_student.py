@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
-from conftest import FASHION, SHARED_DATA
+from conftest import FASHION, FASHION_DIR
 from PIL import Image
 
 from vipriors_hub.cli import main
@@ -30,7 +30,7 @@ def test_student_smoke_run_distils_after_the_first_epochs(student_run: Path, tea
 
 
 def test_student_evaluate_and_submission(student_run: Path, tmp_path: Path) -> None:
-    data = ["--dataset", "fashion-mnist", "--data-dir", str(SHARED_DATA / "fashion-mnist"), "--per-class", "50"]
+    data = ["--dataset", "fashion-mnist", "--data-dir", str(FASHION_DIR), "--per-class", "50"]
     args = ["evaluate", "--checkpoint", str(student_run / "final"), "--split", "val", "--num-workers", "0"]
     args += ["--output", str(tmp_path / "results.json"), "--submission", str(tmp_path / "sub.csv"), *data]
     assert main(args) == 0
@@ -77,10 +77,10 @@ def test_submission_round_trips(tmp_path: Path) -> None:
     assert read_submission(tmp_path / "sub.csv") == dict(zip(ids, predictions, strict=True))
 
 
-def test_vipriors_test_submission_uses_official_image_ids(tmp_path: Path) -> None:
+def test_vipriors_test_submission_uses_official_image_ids(split_lists: Path, tmp_path: Path) -> None:
     from vipriors_hub.data import load_split_lists
 
-    lists = load_split_lists(SHARED_DATA / "vipriors_splits")
+    lists = load_split_lists(split_lists)
     root = tmp_path / "imagenet_50"
     for split in ("train", "val"):
         entry = lists.split(split)[0]
@@ -89,15 +89,16 @@ def test_vipriors_test_submission_uses_official_image_ids(tmp_path: Path) -> Non
     (root / "test").mkdir()
     for i in (0, 2, 3):
         Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(root / "test" / f"img_{i}.JPEG")
-    student = timm.create_model("vipriors_resnet_tiny", num_classes=1000)
+    classes = len(lists.class_names)
+    student = timm.create_model("vipriors_resnet_tiny", num_classes=classes)
     write_model_folder(
         student,
         tmp_path / "student",
         "vipriors_resnet_tiny",
-        pretrained_cfg_for("vipriors_resnet_tiny", "student", 32),
+        pretrained_cfg_for("vipriors_resnet_tiny", "student", 32, num_classes=classes),
         {},
     )
-    data = DataConfig(dataset="vipriors", data_dir=str(tmp_path), split_lists=str(SHARED_DATA / "vipriors_splits"))
+    data = DataConfig(dataset="vipriors", data_dir=str(tmp_path), split_lists=str(split_lists))
     evaluate_students(
         [str(tmp_path / "student")], data, "test", tmp_path / "r.json", num_workers=0, submission=tmp_path / "s.csv"
     )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import timm
 import torch
-from conftest import FASHION, SHARED_DATA
+from conftest import FASHION, FASHION_DIR
 from conftest import TINY_TEACHER as TINY
 from safetensors.torch import load_file
 
@@ -85,7 +85,7 @@ def test_two_processes_share_queue_and_parameters(tmp_path: Path) -> None:
 def test_two_process_cli_run_writes_a_loadable_teacher(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     command += ["-m", "vipriors_hub", "train-teacher", "--cpu", "--output", str(tmp_path / "run"), "--max-steps", "2"]
-    command += ["--dataset", "fashion-mnist", "--data-dir", str(SHARED_DATA / "fashion-mnist"), "--per-class", "20"]
+    command += ["--dataset", "fashion-mnist", "--data-dir", str(FASHION_DIR), "--per-class", "20"]
     for key, value in {**TINY, "batch_size": 32, "queue_size": 100}.items():
         command += [f"--{key.replace('_', '-')}", str(value)]
     result = subprocess.run(command, timeout=300, capture_output=True, text=True)

@@ -41,9 +41,9 @@ def test_topk_counts_hits_in_percent() -> None:
 
 
 def test_eval_teacher_writes_results_and_refuses_a_student(tmp_path: Path, capsys) -> None:
-    from conftest import SHARED_DATA
+    from conftest import FASHION_DIR
 
-    data = ["--dataset", "fashion-mnist", "--data-dir", str(SHARED_DATA / "fashion-mnist"), "--per-class", "10"]
+    data = ["--dataset", "fashion-mnist", "--data-dir", str(FASHION_DIR), "--per-class", "10"]
     teacher = timm.create_model("vipriors_resnet_tiny", num_classes=0)
     write_model_folder(
         teacher,

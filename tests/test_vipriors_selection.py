@@ -1,4 +1,4 @@
-"""Selecting the VIPriors subset from local ImageNet-like sources built from the real split lists."""
+"""Selecting the VIPriors subset from local ImageNet-like sources built from split lists in the official format."""
 
 import io
 import logging
@@ -6,15 +6,22 @@ from pathlib import Path
 
 import datasets
 import pytest
-from conftest import SHARED_DATA
+from conftest import synthetic_split_list_bytes
 from PIL import Image
 
-from vipriors_hub.data import DataConfig, load_data, load_split_lists
+from vipriors_hub.data import DataConfig, load_data
+from vipriors_hub.data.split_lists import VipriorsSplitLists, parse_split_list
 from vipriors_hub.errors import VipriorsError
 
-SPLITS = SHARED_DATA / "vipriors_splits"
-LISTS = load_split_lists(SPLITS)
-WNIDS = LISTS.class_names[:1] + LISTS.class_names[500:501] + LISTS.class_names[-1:]
+LISTS = VipriorsSplitLists(**{split: parse_split_list(data) for split, data in synthetic_split_list_bytes().items()})
+TOTAL = len(LISTS.train)
+WNIDS = LISTS.class_names[:1] + LISTS.class_names[2:3] + LISTS.class_names[-1:]
+
+
+@pytest.fixture(autouse=True)
+def lists_folder(split_lists: Path) -> Path:
+    """Every test of this module reads the synthetic lists (their hashes accepted)."""
+    return split_lists
 
 
 def jpeg(seed: int) -> bytes:
@@ -67,28 +74,30 @@ def imagenet_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def selection(data_dir: Path, cache: Path) -> dict[str, list[tuple[str, int]]]:
+def selection(data_dir: Path, cache: Path, lists: Path) -> dict[str, list[tuple[str, int]]]:
     data = load_data(
-        DataConfig(dataset="vipriors", data_dir=str(data_dir), split_lists=str(SPLITS), cache_dir=str(cache))
+        DataConfig(dataset="vipriors", data_dir=str(data_dir), split_lists=str(lists), cache_dir=str(cache))
     )
     assert data.class_names == LISTS.class_names
     return {name: list(zip(split["id"], split["label"], strict=True)) for name, split in data.splits.items()}
 
 
-def test_image_tree_selection_is_exact(imagenet_tree: Path, tmp_path: Path) -> None:
-    chosen = selection(imagenet_tree, tmp_path)
+def test_image_tree_selection_is_exact(imagenet_tree: Path, tmp_path: Path, lists_folder: Path) -> None:
+    chosen = selection(imagenet_tree, tmp_path, lists_folder)
     for split in ("train", "val", "test"):
         assert chosen[split] == expected(split)
         assert len(chosen[split]) == 50 * len(WNIDS)
 
 
-def test_parquet_selection_equals_image_tree_selection(imagenet_parquet: Path, tmp_path: Path) -> None:
-    chosen = selection(imagenet_parquet, tmp_path)
+def test_parquet_selection_equals_image_tree_selection(
+    imagenet_parquet: Path, tmp_path: Path, lists_folder: Path
+) -> None:
+    chosen = selection(imagenet_parquet, tmp_path, lists_folder)
     for split in ("train", "val", "test"):
         assert chosen[split] == expected(split)
 
 
-def test_toolkit_layout_with_renamed_test_images(tmp_path: Path) -> None:
+def test_toolkit_layout_with_renamed_test_images(tmp_path: Path, lists_folder: Path) -> None:
     root = tmp_path / "imagenet_50"
     for split in ("train", "val"):
         for e in LISTS.split(split)[:60]:
@@ -98,7 +107,7 @@ def test_toolkit_layout_with_renamed_test_images(tmp_path: Path) -> None:
     for i in range(5):
         (root / "test" / f"img_{i}.JPEG").write_bytes(jpeg(i))
 
-    data = load_data(DataConfig(dataset="vipriors", data_dir=str(tmp_path), split_lists=str(SPLITS)))
+    data = load_data(DataConfig(dataset="vipriors", data_dir=str(tmp_path), split_lists=str(lists_folder)))
 
     test = data.splits["test"]
     assert test["id"] == [e.stem for e in LISTS.test[:5]]
@@ -107,20 +116,20 @@ def test_toolkit_layout_with_renamed_test_images(tmp_path: Path) -> None:
 
 
 def test_partial_source_warns_with_the_count(
-    imagenet_tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    imagenet_tree: Path, tmp_path: Path, lists_folder: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING):
-        selection(imagenet_tree, tmp_path)
-    assert f"{50 * len(WNIDS)} of 50000 files of the VIPriors train split found" in caplog.text
+        selection(imagenet_tree, tmp_path, lists_folder)
+    assert f"{50 * len(WNIDS)} of {TOTAL} files of the VIPriors train split found" in caplog.text
 
 
-def test_source_without_any_listed_file_is_an_error(tmp_path: Path) -> None:
+def test_source_without_any_listed_file_is_an_error(tmp_path: Path, lists_folder: Path) -> None:
     (tmp_path / "train" / "n00000000").mkdir(parents=True)
     (tmp_path / "train" / "n00000000" / "n00000000_1.JPEG").write_bytes(jpeg(0))
-    with pytest.raises(VipriorsError, match="0 of 50000 files of the VIPriors train split found in"):
-        load_data(DataConfig(dataset="vipriors", data_dir=str(tmp_path), split_lists=str(SPLITS)))
+    with pytest.raises(VipriorsError, match=f"0 of {TOTAL} files of the VIPriors train split found in"):
+        load_data(DataConfig(dataset="vipriors", data_dir=str(tmp_path), split_lists=str(lists_folder)))
 
 
-def test_missing_data_directory_is_an_error(tmp_path: Path) -> None:
+def test_missing_data_directory_is_an_error(tmp_path: Path, lists_folder: Path) -> None:
     with pytest.raises(VipriorsError, match="does not exist"):
-        load_data(DataConfig(dataset="vipriors", data_dir=str(tmp_path / "nope"), split_lists=str(SPLITS)))
+        load_data(DataConfig(dataset="vipriors", data_dir=str(tmp_path / "nope"), split_lists=str(lists_folder)))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import timm
 
-from .config import add_config_arguments, resolve_config
+from .config import OneLineArgumentParser, add_config_arguments, int_at_least, resolve_config
 from .data.sources import add_data_arguments, data_config_from_args, describe, load_data
 from .errors import VipriorsError
 from .models import ARCHITECTURES
@@ -159,7 +159,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="vipriors-hub",
         description="Distilling Visual Priors from Self-Supervised Learning: models, training, Hub.",
     )
@@ -205,11 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", action="append", required=True, help="student folder; repeat to ensemble")
     evaluate.add_argument("--split", default="val", choices=("val", "test"))
     evaluate.add_argument("--ten-crop", action="store_true", help="average the softmax of ten crops")
-    evaluate.add_argument("--resolution", type=int, help="test input size (default: each model's)")
+    evaluate.add_argument("--resolution", type=int_at_least(8, 4096), help="test input size (default: each model's)")
     evaluate.add_argument("--output", default="results.json", help="results JSON file")
     evaluate.add_argument("--submission", help="also write the VIPriors submission CSV here")
-    evaluate.add_argument("--batch-size", type=int, default=64)
-    evaluate.add_argument("--num-workers", type=int, default=2)
+    evaluate.add_argument(
+        "--batch-size", type=int_at_least(1), default=32, help="images per forward pass (10-crop: views per pass)"
+    )
+    evaluate.add_argument("--num-workers", type=int_at_least(0, 256), default=2)
     evaluate.add_argument("--config", help="YAML file with a data: section")
     add_data_arguments(evaluate)
     evaluate.set_defaults(run=_run_evaluate)
@@ -240,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert = commands.add_parser("convert", help="import a checkpoint of the original research code")
     convert.add_argument("checkpoint", help="MoCo .pth.tar or phase-2 student checkpoint")
     convert.add_argument("--architecture", default="vipriors_resnet50")
-    convert.add_argument("--num-classes", type=int, default=0, help="0: a teacher backbone; N: a classifier")
+    convert.add_argument(
+        "--num-classes", type=int_at_least(0, 1_000_000), default=0, help="0: a teacher backbone; N: a classifier"
+    )
     convert.add_argument("--output", required=True, help="model folder to write")
     convert.set_defaults(run=_run_convert)
     return parser

@@ -14,9 +14,10 @@ the held-out part (10 per class) is only used for the per-epoch validation curve
 
 import importlib.resources
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import check_settings
 from .data import DataConfig
 from .train.evaluate import TeacherEvalConfig, evaluate_students, evaluate_teacher
 from .train.hub import export_run
@@ -30,16 +31,19 @@ __all__ = ["DemoConfig", "demo_data_config", "run_arms", "run_demo"]
 class DemoConfig:
     """Budgets of the demo; the defaults fit in about 15 minutes on 2 CPU cores."""
 
-    output: str = "vipriors-demo"
-    architecture: str = "vipriors_resnet_tiny"
-    resolution: int = 32
-    teacher_epochs: int = 150
-    student_epochs: int = 60
-    batch_size: int = 64
-    margin: float = 0.4
-    queue_size: int = 256
-    num_workers: int = 0
-    overwrite: bool = False
+    output: str = field(default="vipriors-demo", metadata={"help": "output folder"})
+    architecture: str = field(default="vipriors_resnet_tiny", metadata={"help": "a vipriors_* model"})
+    resolution: int = field(default=32, metadata={"help": "input size in px", "min": 8, "max": 4096})
+    teacher_epochs: int = field(default=150, metadata={"help": "teacher epochs", "min": 1})
+    student_epochs: int = field(default=60, metadata={"help": "student and baseline epochs", "min": 1})
+    batch_size: int = field(default=64, metadata={"help": "images per step", "min": 1})
+    margin: float = field(default=0.4, metadata={"help": "margin of the contrastive loss", "min": 0})
+    queue_size: int = field(default=256, metadata={"help": "teacher queue size", "min": 0, "max": 2**20})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader workers", "min": 0, "max": 256})
+    overwrite: bool = field(default=False, metadata={"help": "replace the runs of an earlier demo in --output"})
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 def demo_data_config() -> DataConfig:

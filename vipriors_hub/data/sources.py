@@ -12,7 +12,7 @@ from pathlib import Path
 
 import datasets
 
-from ..config import add_config_arguments, resolve_config
+from ..config import add_config_arguments, check_settings, resolve_config
 from ..errors import VipriorsError
 from .fashion_mnist import DEFAULT_FASHION_MNIST_DIR, fashion_mnist_splits, select_per_class
 from .images import UnreadableImageError, decode_rgb
@@ -29,7 +29,7 @@ _SPLIT_NAMES = {"train": "train", "validation": "val", "val": "val", "valid": "v
 class DataConfig:
     """Which data to use; the same fields on every subcommand (``--dataset``, ``--data-dir``, ...)."""
 
-    dataset: str = field(default="vipriors", metadata={"help": " | ".join(DATASETS)})
+    dataset: str = field(default="vipriors", metadata={"help": "the source", "choices": DATASETS})
     data_dir: str | None = field(
         default=None,
         metadata={
@@ -40,9 +40,13 @@ class DataConfig:
     split_lists: str | None = field(
         default=None, metadata={"help": "folder with the VIPriors train/val/test.pickle (none: download, cache)"}
     )
-    per_class: int | None = field(default=None, metadata={"help": "training images per class, val included"})
-    val_per_class: int | None = field(default=None, metadata={"help": "of --per-class, held out for validation"})
-    seed: int = field(default=0, metadata={"help": "seed of the data selection and of training"})
+    per_class: int | None = field(default=None, metadata={"help": "training images per class, val included", "min": 1})
+    val_per_class: int | None = field(
+        default=None, metadata={"help": "of --per-class, held out for validation", "min": 0}
+    )
+    seed: int = field(
+        default=0, metadata={"help": "seed of the data selection and of training", "min": 0, "max": 2**32 - 1}
+    )
     hub_id: str | None = field(
         default=None, metadata={"help": f"Hub dataset (hub), or ImageNet for vipriors ({DEFAULT_IMAGENET_HUB_ID})"}
     )
@@ -50,6 +54,9 @@ class DataConfig:
     image_column: str = field(default="image", metadata={"help": "image column of the source"})
     label_column: str = field(default="label", metadata={"help": "label column of the source"})
     cache_dir: str | None = field(default=None, metadata={"help": "datasets cache folder (none: HF_DATASETS_CACHE)"})
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass

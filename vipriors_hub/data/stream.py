@@ -181,15 +181,19 @@ class ExampleStream(torch.utils.data.IterableDataset):
 class ResumableLoader:
     """Batches of an :class:`ExampleStream` with an iteration state ``{epoch, batches_done}``.
 
-    Each complete pass moves on to the next epoch (a new order). ``state_dict()`` taken after ``k``
+    Each complete pass moves on to the next epoch (a new order). ``prefetch_factor`` bounds the
+    batches each worker prepares ahead (DataLoader's default, 2, when ``None``). ``state_dict()`` taken after ``k``
     batches of an epoch and given to ``load_state_dict`` of a new loader over the same stream makes
     the new loader continue with batch ``k + 1``.
     """
 
-    def __init__(self, stream: ExampleStream, num_workers: int = 0, drop_last: bool = False) -> None:
+    def __init__(
+        self, stream: ExampleStream, num_workers: int = 0, drop_last: bool = False, prefetch_factor: int | None = None
+    ) -> None:
         self.stream = stream
         self.num_workers = num_workers
         self.drop_last = drop_last
+        self.prefetch_factor = prefetch_factor
         self.epoch = 0
         self.batches_done = 0
 
@@ -221,6 +225,7 @@ class ResumableLoader:
             num_workers=self.num_workers,
             drop_last=self.drop_last,
             persistent_workers=False,
+            prefetch_factor=self.prefetch_factor if self.num_workers > 0 else None,
         )
         yielded = 0
         for batch in loader:

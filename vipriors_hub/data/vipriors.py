@@ -8,7 +8,7 @@ before any image is decoded. The class index of an image is the position of its 
 
 Three kinds of source hold ImageNet:
 
-* the Hub (default ``ILSVRC/imagenet-1k``, gated: log in with ``huggingface-cli login`` or set
+* the Hub (default ``ILSVRC/imagenet-1k``, gated: log in with ``hf auth login`` or set
   ``HF_TOKEN``), streamed with ``datasets`` so that only the selected images are kept;
 * a local folder of parquet shards in the Hub's layout (a snapshot of that repository);
 * a local folder of image files: an ImageNet tree (``train/``, ``val/``) or a folder laid out by the
@@ -134,7 +134,7 @@ def _streamed_split(
     except (datasets.exceptions.DatasetNotFoundError, FileNotFoundError, ConnectionError) as error:
         raise VipriorsError(
             f"ImageNet could not be read from {origin} ({error}). For the Hub: accept the dataset's terms and log in "
-            "(huggingface-cli login or HF_TOKEN); offline: pass --data-dir with a local ImageNet."
+            "(hf auth login or HF_TOKEN); offline: pass --data-dir with a local ImageNet."
         ) from error
     _report_coverage(split, len(dataset), len(entries), origin)
     order = {entry.stem: i for i, entry in enumerate(entries)}

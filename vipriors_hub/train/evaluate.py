@@ -1,6 +1,7 @@
 """Evaluation: kNN and linear probe for teachers; accuracy, 10-crop, ensembles and submissions for students."""
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +10,9 @@ import timm
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
+from ..config import check_settings
 from ..data import (
     DataConfig,
     ExampleStream,
@@ -20,7 +23,8 @@ from ..data import (
     ten_crop_transform,
 )
 from ..errors import VipriorsError
-from .hub import load_model_folder
+from ..outputs import check_results_destination, write_text_atomically
+from .hub import file_sha256, load_model_folder
 
 __all__ = [
     "TeacherEvalConfig",
@@ -42,14 +46,21 @@ class TeacherEvalConfig:
 
     checkpoint: str = field(default="runs/teacher/final", metadata={"help": "a teacher folder (OUTPUT/final)"})
     output: str = field(default="teacher_eval.json", metadata={"help": "results JSON file"})
-    split: str = field(default="val", metadata={"help": "split to score: val or test"})
-    resolution: int | None = field(default=None, metadata={"help": "input size (default: the training size)"})
-    batch_size: int = field(default=256, metadata={"help": "images per forward pass"})
-    knn_k: int = field(default=200, metadata={"help": "neighbours of the kNN classifier"})
-    knn_temperature: float = field(default=0.07, metadata={"help": "temperature of the kNN votes"})
-    linear_epochs: int = field(default=100, metadata={"help": "L-BFGS iterations of the linear probe"})
-    linear_weight_decay: float = field(default=1e-4, metadata={"help": "L2 penalty of the linear probe"})
-    num_workers: int = field(default=2, metadata={"help": "DataLoader workers"})
+    split: str = field(
+        default="val", metadata={"help": "split to score: val or test", "choices": ("train", "val", "test")}
+    )
+    resolution: int | None = field(
+        default=None, metadata={"help": "input size (default: the training size)", "min": 8, "max": 4096}
+    )
+    batch_size: int = field(default=256, metadata={"help": "images per forward pass", "min": 1})
+    knn_k: int = field(default=200, metadata={"help": "neighbours of the kNN classifier", "min": 1})
+    knn_temperature: float = field(default=0.07, metadata={"help": "temperature of the kNN votes", "above": 0})
+    linear_epochs: int = field(default=100, metadata={"help": "L-BFGS iterations of the linear probe", "min": 1})
+    linear_weight_decay: float = field(default=1e-4, metadata={"help": "L2 penalty of the linear probe", "min": 0})
+    num_workers: int = field(default=2, metadata={"help": "DataLoader workers", "min": 0, "max": 256})
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 def topk(scores: Tensor, labels: Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
@@ -68,7 +79,8 @@ def extract_features(
     stream = ExampleStream(split, eval_transform(resolution, data_config), shuffle=False, batch_size=batch_size)
     model.eval().to(device)
     features, labels = [], []
-    for images, batch_labels in ResumableLoader(stream, num_workers=num_workers):
+    loader = ResumableLoader(stream, num_workers=num_workers, prefetch_factor=1)
+    for images, batch_labels in tqdm(loader, desc="features", unit="batch", leave=False):
         features.append(model(images.to(device)).float().cpu())
         labels.append(batch_labels)
     return torch.cat(features), torch.cat(labels)
@@ -121,6 +133,7 @@ def evaluate_teacher(config: TeacherEvalConfig, data_config: DataConfig) -> dict
 
     The training split is the kNN bank and the probe's training set; ``config.split`` is scored.
     """
+    check_results_destination(Path(config.output), is_results_file)
     model = load_model_folder(config.checkpoint, expect="teacher")
     data = load_data(data_config)
     if config.split not in data.splits:
@@ -138,16 +151,33 @@ def evaluate_teacher(config: TeacherEvalConfig, data_config: DataConfig) -> dict
     linear = linear_probe_scores(train, train_labels, scored, classes, config.linear_epochs, config.linear_weight_decay)
     results = {
         "checkpoint": str(config.checkpoint),
+        "checkpoint_sha256": file_sha256(Path(config.checkpoint) / "model.safetensors"),
         "split": config.split,
         "images": len(labels),
         "resolution": resolution,
-        "knn": {**topk(knn, labels), "k": config.knn_k, "temperature": config.knn_temperature},
+        "knn": {**topk(knn, labels), "k": min(config.knn_k, len(train_labels)), "temperature": config.knn_temperature},
         "linear": topk(linear, labels),
     }
-    output = Path(config.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2))
+    write_text_atomically(Path(config.output), json.dumps(results, indent=2))
     return results
+
+
+def is_results_file(path: Path) -> bool:
+    """Whether ``path`` is an evaluation JSON of eval-teacher or evaluate (which may be replaced)."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(result, dict) and "split" in result and ("knn" in result or "top1" in result)
+
+
+def is_submission_file(path: Path) -> bool:
+    """Whether ``path`` is a VIPriors submission CSV (which may be replaced)."""
+    try:
+        with Path(path).open(newline="") as handle:
+            return handle.readline().strip() == "Image IDs,Predictions"
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 @torch.no_grad()
@@ -163,16 +193,20 @@ def predict_probabilities(
     """Softmax probabilities of ``model`` on every readable image of ``split``.
 
     With ``ten_crop`` each image is seen in ten views (corners, centre, flipped) whose probabilities
-    are averaged. Returns probabilities ``(N, C)``, labels ``(N,)`` and row indices into ``split``
-    ``(N,)`` (unreadable images are skipped).
+    are averaged; a forward pass then takes ``batch_size // 10`` images (at least one), so at most
+    ``batch_size`` views (10 for ``batch_size`` < 10), and each worker prefetches one batch: memory
+    is bounded by ``batch_size`` whatever the split size. Returns probabilities ``(N, C)``, labels
+    ``(N,)`` and row indices into ``split`` ``(N,)`` (unreadable images are skipped).
     """
     data_config = timm.data.resolve_data_config({}, model=model)
     crop_pct = model.pretrained_cfg.get("crop_pct", 0.875)
     transform = (ten_crop_transform if ten_crop else eval_transform)(resolution, data_config, crop_pct)
-    stream = ExampleStream(split, transform, shuffle=False, batch_size=batch_size, with_index=True)
+    images_per_batch = max(1, batch_size // 10) if ten_crop else batch_size
+    stream = ExampleStream(split, transform, shuffle=False, batch_size=images_per_batch, with_index=True)
     model.eval().to(device)
     probabilities, labels, indices = [], [], []
-    for images, batch_labels, batch_indices in ResumableLoader(stream, num_workers=num_workers):
+    loader = ResumableLoader(stream, num_workers=num_workers, prefetch_factor=1)
+    for images, batch_labels, batch_indices in tqdm(loader, desc="predict", unit="batch", leave=False):
         images = images.to(device)
         if ten_crop:
             views = images.shape[1]
@@ -187,11 +221,11 @@ def predict_probabilities(
 
 def write_submission(path: Path, image_ids: list[str], predictions: list[int]) -> None:
     """Write the VIPriors submission CSV: header ``Image IDs,Predictions``, one row per image."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["Image IDs", "Predictions"])
-        writer.writerows(zip(image_ids, predictions, strict=True))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["Image IDs", "Predictions"])
+    writer.writerows(zip(image_ids, predictions, strict=True))
+    write_text_atomically(Path(path), buffer.getvalue())
 
 
 def read_submission(path: Path) -> dict[str, int]:
@@ -222,7 +256,7 @@ def evaluate_students(
     output: Path,
     ten_crop: bool = False,
     resolution: int | None = None,
-    batch_size: int = 64,
+    batch_size: int = 32,
     num_workers: int = 2,
     submission: Path | None = None,
 ) -> dict[str, object]:
@@ -234,13 +268,16 @@ def evaluate_students(
     Raises:
         VipriorsError: a checkpoint is not a student, or its classes differ from the data's.
     """
+    check_results_destination(Path(output), is_results_file)
+    if submission is not None:
+        check_results_destination(Path(submission), is_submission_file, "--submission")
+    models = {checkpoint: load_model_folder(checkpoint, expect="student") for checkpoint in checkpoints}
     data = load_data(data_config)
     if split not in data.splits:
         raise VipriorsError(f"The data source has no '{split}' split (it has: {', '.join(data.splits)}).")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     members, summed, labels, rows = [], None, None, None
-    for checkpoint in checkpoints:
-        model = load_model_folder(checkpoint, expect="student")
+    for checkpoint, model in models.items():
         if model.num_classes != len(data.class_names):
             raise VipriorsError(
                 f"{checkpoint} classifies {model.num_classes} classes but the data has {len(data.class_names)}: "
@@ -250,7 +287,15 @@ def evaluate_students(
         probabilities, labels, rows = predict_probabilities(
             model, data.splits[split], size, ten_crop, batch_size, num_workers, device
         )
-        members.append({"checkpoint": str(checkpoint), "resolution": size, **topk(probabilities, labels)})
+        weights_sha256 = file_sha256(Path(checkpoint) / "model.safetensors")
+        members.append(
+            {
+                "checkpoint": str(checkpoint),
+                "checkpoint_sha256": weights_sha256,
+                "resolution": size,
+                **topk(probabilities, labels),
+            }
+        )
         summed = probabilities if summed is None else summed + probabilities
     ensemble = summed / len(checkpoints)
     predictions = ensemble.argmax(dim=1)
@@ -268,8 +313,7 @@ def evaluate_students(
         "members": members,
         "per_class": per_class,
     }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2))
+    write_text_atomically(Path(output), json.dumps(results, indent=2))
     if submission is not None:
         write_submission(submission, _image_ids(data_config, split, data.splits[split], rows), predictions.tolist())
     return results

@@ -8,6 +8,7 @@ pushed checkpoint loads with ``timm.create_model("hf-hub:...")`` and with transf
 family name is kept in ``vipriors_architecture`` and ``phase``.
 """
 
+import hashlib
 import importlib.resources
 import json
 import os
@@ -15,6 +16,7 @@ import pickle
 import shutil
 import subprocess
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,19 +25,25 @@ import timm
 import torch
 import yaml
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
+from huggingface_hub.utils import validate_repo_id
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 from torch import nn
 
 from ..data.split_lists import SPLIT_LIST_COMMIT, SPLIT_LIST_SHA256
 from ..errors import VipriorsError
 from ..models import PAPER_ID, TIMM_EQUIVALENTS, hub_repo_id
+from ..outputs import check_model_destination, recover_model_folder
 from ..version import __version__
 
 __all__ = [
     "convert_checkpoint",
     "export_run",
     "family_architecture",
+    "file_sha256",
     "load_model_folder",
+    "read_model_config",
     "pretrained_cfg_for",
     "push_to_hub",
     "render_model_card",
@@ -96,19 +104,26 @@ def write_model_folder(
     architecture: str,
     pretrained_cfg: Mapping[str, Any],
     extra_files: Mapping[str, str],
+    repo_id: str | None = None,
 ) -> Path:
-    """Write ``model`` as ``folder/model.safetensors`` + ``folder/config.json`` (+ ``extra_files``).
+    """Write ``model`` as ``folder/model.safetensors`` + ``folder/config.json`` (+ ``extra_files``);
+    ``repo_id`` (the Hub repository the card was rendered for) is kept in ``vipriors_repo_id``.
 
     The folder is assembled under a temporary name and swapped in, so an existing folder is only
-    replaced by a complete one. ``timm.create_model("local-dir:FOLDER", pretrained=True)`` loads it.
+    replaced by a complete one; a swap cut short by a kill is finished by the next call
+    (:func:`~vipriors_hub.outputs.recover_model_folder`). Callers check the destination first
+    (:func:`~vipriors_hub.outputs.check_model_destination`).
+    ``timm.create_model("local-dir:FOLDER", pretrained=True)`` loads it.
     """
-    folder = Path(folder)
+    folder = Path(folder).absolute()
+    recover_model_folder(folder)
     temporary = folder.with_name(f".{folder.name}.partial")
-    shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     save_file(state, temporary / "model.safetensors", metadata={"format": "pt"})
     config = _timm_config(model, architecture, pretrained_cfg)
+    if repo_id:
+        config["vipriors_repo_id"] = repo_id
     (temporary / "config.json").write_text(json.dumps(config, indent=2))
     for name, text in extra_files.items():
         (temporary / name).write_text(text)
@@ -132,11 +147,12 @@ def load_model_folder(folder: str | Path, expect: str) -> nn.Module:
         VipriorsError: the folder is missing, incomplete, or holds the other phase.
     """
     folder = Path(folder)
+    recover_model_folder(folder)
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
         raise VipriorsError(
             f"{folder} is not a model folder (config.json + model.safetensors): pass OUTPUT/final of a training run."
         )
-    config = json.loads((folder / "config.json").read_text())
+    config = read_model_config(folder)
     is_student = int(config.get("num_classes", 0)) > 0
     if expect == "teacher" and is_student:
         raise VipriorsError(
@@ -148,13 +164,41 @@ def load_model_folder(folder: str | Path, expect: str) -> nn.Module:
             f"{folder} holds a teacher backbone (no classifier) where a student classifier is expected: pass the "
             "student's OUTPUT/final (train-student), or use `vipriors-hub eval-teacher` for teachers."
         )
-    return timm.create_model(f"local-dir:{folder}", pretrained=True)
+    try:
+        return timm.create_model(f"local-dir:{folder}", pretrained=True)
+    except (SafetensorError, RuntimeError, OSError, ValueError, KeyError, TypeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise VipriorsError(
+            f"{folder} could not be loaded ({reason}): its model.safetensors is damaged or does not fit its "
+            "config.json. Write the folder again (export, convert or the trainer's final/)."
+        ) from error
+
+
+def read_model_config(folder: str | Path) -> dict[str, Any]:
+    """The ``config.json`` of a model folder, refused with one line when it is not a timm config."""
+    path = Path(folder) / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise VipriorsError(f"{path} could not be read as JSON ({error}): the model folder is damaged.") from error
+    if not isinstance(config, dict) or not isinstance(config.get("architecture"), str):
+        raise VipriorsError(f"{path} is not a timm model config (no 'architecture'): the model folder is damaged.")
+    return config
 
 
 def family_architecture(folder: str | Path) -> str:
     """The ``vipriors_*`` member a model folder holds."""
-    config = json.loads((Path(folder) / "config.json").read_text())
+    config = read_model_config(folder)
     return config.get("vipriors_architecture", config["architecture"])
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file (read in 1 MiB blocks): how evaluation results name the checkpoint they scored."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _git_commit() -> str:
@@ -184,6 +228,41 @@ def _result_rows(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+# Settings that name local files or folders: never written into a card.
+_LOCAL_PATH_SETTINGS = {"output", "teacher", "data_dir", "split_lists", "cache_dir"}
+
+
+def _student_method(train: Mapping[str, Any], metrics: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """What a student run did, read from its configuration and ``metrics.jsonl``: how it started,
+    how many epochs it trained and for how many of them the teacher was distilled."""
+    epochs = max((float(record["epoch"]) for record in metrics if "epoch" in record), default=0.0)
+    from_teacher = train.get("init") == "teacher" and bool(train.get("teacher"))
+    distill_epochs = max(0.0, epochs - float(train.get("no_distill_epochs") or 0))
+    distilled = from_teacher and float(train.get("distill_weight") or 0) > 0 and distill_epochs > 0
+    return {
+        "from_teacher": from_teacher,
+        "distilled": distilled,
+        "epochs": round(epochs, 2),
+        "distill_epochs": round(distill_epochs, 2) if distilled else 0,
+        "distill_weight": train.get("distill_weight"),
+    }
+
+
+def _data_description(data: Mapping[str, Any]) -> tuple[str, str, str]:
+    """Words for the data of a run, its Hub dataset type and its name; no local path."""
+    dataset = data.get("dataset", "vipriors")
+    if dataset == "vipriors":
+        return "the VIPriors ImageNet subset (1000 classes x 50 training images)", dataset, "VIPriors ImageNet subset"
+    if dataset == "fashion-mnist":
+        per_class = data.get("per_class") or 50
+        held_out = data.get("val_per_class")
+        held_out = per_class // 5 if held_out is None else held_out
+        text = f"Fashion-MNIST, {per_class - held_out} training images per class ({held_out} more held out)"
+        return text, dataset, "Fashion-MNIST"
+    name = data.get("hub_id") or Path(str(data.get("data_dir") or dataset)).name
+    return f"the {dataset} dataset '{name}'", dataset, name
+
+
 def render_model_card(
     phase: str,
     architecture: str,
@@ -192,16 +271,13 @@ def render_model_card(
     repo_id: str,
     base_model: str | None = None,
     num_classes: int = 0,
+    metrics: list[Mapping[str, Any]] = (),
 ) -> str:
-    """The model card (``README.md``) of a teacher or student folder, from the run's configuration and
-    evaluation files; every number in it comes from ``results``."""
+    """The model card (``README.md``) of a teacher or student folder, from the run's configuration,
+    its ``metrics`` (a student's card says whether and how long it was distilled) and evaluation files;
+    every number in it comes from these files, and no local path is written into it."""
     data, train = run_config.get("data", {}), run_config.get("train", {})
-    dataset = data.get("dataset", "vipriors")
-    data_description = {
-        "vipriors": "the VIPriors ImageNet subset (1000 classes x 50 training images)",
-        "fashion-mnist": f"Fashion-MNIST, {data.get('per_class') or 50} training images per class",
-    }.get(dataset, f"the {dataset} data at {data.get('data_dir') or data.get('hub_id')}")
-    dataset_name = {"vipriors": "VIPriors ImageNet subset", "fashion-mnist": "Fashion-MNIST"}.get(dataset, dataset)
+    data_description, dataset, dataset_name = _data_description(data)
     rows = _result_rows(results)
     eval_results = []
     for row in rows:
@@ -225,11 +301,15 @@ def render_model_card(
     if dataset == "vipriors":
         provenance["split lists"] = f"VIPriors toolkit @ {SPLIT_LIST_COMMIT[:8]}"
         provenance.update({f"{split}.pickle sha256": digest for split, digest in SPLIT_LIST_SHA256.items()})
+    method = _student_method(train, list(metrics)) if phase == "student" else {}
+    if phase == "student" and not method["from_teacher"]:
+        base_model = None
+    tags = ["timm", "vipriors", f"arxiv:{PAPER_ID.split(':')[1]}"]
+    tags += (["knowledge-distillation"] if method.get("distilled") else []) if phase == "student" else ["moco"]
     card_data = ModelCardData(
         library_name="timm",
         license="apache-2.0",
-        tags=["timm", "vipriors", f"arxiv:{PAPER_ID.split(':')[1]}"]
-        + (["knowledge-distillation"] if phase == "student" else ["self-supervised", "moco"]),
+        tags=tags + (["self-supervised"] if phase == "teacher" else []),
         datasets=["ILSVRC/imagenet-1k"]
         if dataset == "vipriors"
         else ["zalando-datasets/fashion_mnist"]
@@ -250,12 +330,49 @@ def render_model_card(
         repo_id=repo_id,
         data_description=data_description,
         results=rows,
-        hyperparameters={key: value for key, value in train.items() if value is not None},
+        hyperparameters={
+            key: value for key, value in train.items() if value is not None and key not in _LOCAL_PATH_SETTINGS
+        },
         provenance=provenance,
         citation=CITATION,
         base_model=base_model,
         num_classes=num_classes,
+        method=method,
     ).content
+
+
+def model_description(phase: str, num_classes: int, data: Mapping[str, Any]) -> str:
+    """The ``pretrained_cfg.description`` of a trained model: what it is and what it learned from."""
+    words = _data_description(data)[0]
+    if phase == "teacher":
+        return f"Self-supervised backbone (MoCo v2 + margin loss, no classifier) trained on {words}."
+    return f"{num_classes}-class classifier trained on {words}."
+
+
+def _read_results(path: Path, weights_sha256: str, model_folder: Path) -> dict[str, Any]:
+    """An evaluation file, refused unless it scored the checkpoint being exported."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise VipriorsError(f"--results {path} could not be read as JSON ({error}).") from error
+    if not isinstance(result, dict) or "split" not in result:
+        raise VipriorsError(f"--results {path} is not an evaluation file of eval-teacher or evaluate.")
+    scored = result.get("checkpoint_sha256") or [m.get("checkpoint_sha256") for m in result.get("members", [])]
+    scored = [scored] if isinstance(scored, str) else scored
+    if weights_sha256 not in scored:
+        raise VipriorsError(
+            f"--results {path} scored another checkpoint than {model_folder} (its model.safetensors has another "
+            "sha256, or the file predates checkpoint hashes): evaluate this checkpoint and pass that file."
+        )
+    return result
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of a run's ``metrics.jsonl`` (none when it is missing)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def export_run(
@@ -270,24 +387,29 @@ def export_run(
 
     Args:
         run_dir: a trainer's OUTPUT (holds ``config.yaml`` and ``final/``).
-        output: the folder to write.
-        results_files: evaluation JSON files (``eval-teacher`` / ``evaluate``) whose numbers go into the card.
+        output: the folder to write: new, empty, or a model folder written before by export or convert.
+        results_files: evaluation JSON files (``eval-teacher`` / ``evaluate``) of this very checkpoint,
+            whose numbers go into the card.
         repo_id: the Hub repository the folder is meant for (default: the family's id for this phase).
-        base_model: a student's teacher on the Hub (default: the family's teacher repo).
+        base_model: a student's teacher on the Hub (the card names no teacher repository without it).
         source: which model folder of the run to export (``final`` or ``best``).
+
+    Raises:
+        VipriorsError: not a finished run, an output that could destroy something, or results of
+            another checkpoint.
     """
-    run_dir = Path(run_dir)
+    run_dir, output = Path(run_dir), Path(output)
     model_folder = run_dir / source
     if not (run_dir / "config.yaml").is_file() or not (model_folder / "model.safetensors").is_file():
         raise VipriorsError(f"{run_dir} is not a finished training run (config.yaml and {source}/model.safetensors).")
-    config = json.loads((model_folder / "config.json").read_text())
+    check_model_destination(output)
+    config = read_model_config(model_folder)
     phase = config.get("phase", "student" if config.get("num_classes", 0) else "teacher")
     architecture = family_architecture(model_folder)
     model = load_model_folder(model_folder, expect=phase)
-    results = [json.loads(Path(path).read_text()) for path in results_files]
+    weights_sha256 = file_sha256(model_folder / "model.safetensors")
+    results = [_read_results(Path(path), weights_sha256, model_folder) for path in results_files]
     repo_id = repo_id or hub_repo_id(architecture, phase)
-    if phase == "student" and base_model is None:
-        base_model = hub_repo_id(architecture, "teacher")
     card = render_model_card(
         phase,
         architecture,
@@ -296,11 +418,12 @@ def export_run(
         repo_id,
         base_model if phase == "student" else None,
         int(config.get("num_classes", 0)),
+        read_metrics(run_dir),
     )
     cfg = dict(config["pretrained_cfg"])
     if config.get("label_names"):
         cfg["label_names"] = config["label_names"]
-    return write_model_folder(model, Path(output), architecture, cfg, {"README.md": card})
+    return write_model_folder(model, output, architecture, cfg, {"README.md": card}, repo_id=repo_id)
 
 
 def push_to_hub(
@@ -313,26 +436,60 @@ def push_to_hub(
 ) -> str:
     """Upload a model folder (or the export of a run folder) to ``repo_id`` and return the commit URL.
 
-    The token comes from ``huggingface-cli login`` or ``HF_TOKEN``; it is never printed or written.
+    The card and config are rendered for ``repo_id`` (a folder exported for another repository is
+    uploaded from a copy with the repository id replaced). The token comes from ``hf auth login`` or
+    ``HF_TOKEN``; it is never printed or written.
+
+    Raises:
+        VipriorsError: an invalid repository id, offline mode, nothing to push, or a Hub error.
     """
     folder = Path(folder)
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise VipriorsError(f"--repo-id {repo_id!r} is not a Hub repository id (ORG/NAME): {error}") from error
     api = api or HfApi()
     with tempfile.TemporaryDirectory() as tmp:
         if (folder / "config.yaml").is_file():
             folder = export_run(folder, Path(tmp) / "export", repo_id=repo_id)
         if not (folder / "model.safetensors").is_file() or not (folder / "config.json").is_file():
             raise VipriorsError(f"{folder} is neither a model folder nor a training run: nothing to push.")
-        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        if revision:
-            api.create_branch(repo_id, repo_type="model", branch=revision, exist_ok=True)
-        commit = api.upload_folder(
-            repo_id=repo_id,
-            repo_type="model",
-            folder_path=str(folder),
-            revision=revision,
-            commit_message=commit_message or f"Upload {folder.name} with vipriors_hub {__version__}",
-        )
+        folder = _retarget(folder, repo_id, Path(tmp) / "retarget")
+        try:
+            api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+            if revision:
+                api.create_branch(repo_id, repo_type="model", branch=revision, exist_ok=True)
+            commit = api.upload_folder(
+                repo_id=repo_id,
+                repo_type="model",
+                folder_path=str(folder),
+                revision=revision,
+                commit_message=commit_message or f"Upload {folder.name} with vipriors_hub {__version__}",
+            )
+        except OfflineModeIsEnabled as error:
+            raise VipriorsError(
+                "HF_HUB_OFFLINE is set, so nothing can be pushed: unset it (and log in: hf auth login)."
+            ) from error
+        except (HfHubHTTPError, OSError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise VipriorsError(
+                f"Pushing to {repo_id} failed: {reason}. Check the id, the login (hf auth login) and the connection."
+            ) from error
     return getattr(commit, "commit_url", str(commit))
+
+
+def _retarget(folder: Path, repo_id: str, scratch: Path) -> Path:
+    """``folder`` itself when it was written for ``repo_id``; else a copy of it in ``scratch`` whose
+    card and config name ``repo_id`` instead."""
+    config = read_model_config(folder)
+    written_for = config.get("vipriors_repo_id")
+    if not written_for or written_for == repo_id:
+        return folder
+    shutil.copytree(folder, scratch)
+    for name in ("README.md", "config.json"):
+        if (scratch / name).is_file():
+            (scratch / name).write_text((scratch / name).read_text().replace(written_for, repo_id))
+    return scratch
 
 
 _PREFIXES = ("module.encoder_q.", "encoder_q.", "module.s_net.", "s_net.", "module.student.", "student.", "module.", "")
@@ -351,8 +508,20 @@ def convert_checkpoint(checkpoint: str | Path, architecture: str, output: str | 
     Raises:
         VipriorsError: the file is not weights-only safe, or its keys do not fit ``architecture``.
     """
+    if architecture not in timm.list_models("vipriors_*"):
+        raise VipriorsError(
+            f"--architecture {architecture}: not a member of the family; choose one of "
+            f"{', '.join(timm.list_models('vipriors_*'))}."
+        )
+    check_model_destination(Path(output))
+    if not Path(checkpoint).is_file():
+        raise VipriorsError(f"{checkpoint} is not a file: pass the .pth.tar checkpoint to convert.")
     try:
         loaded = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except (EOFError, IndexError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise VipriorsError(
+            f"{checkpoint} is not a PyTorch checkpoint (empty, truncated or another format)."
+        ) from error
     except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         reason = next((line for line in lines if "GLOBAL" in line or "global" in line), lines[0] if lines else "")
@@ -392,6 +561,7 @@ def convert_checkpoint(checkpoint: str | Path, architecture: str, output: str | 
     tag = "student" if num_classes > 0 else "teacher"
     resolution = 448 if num_classes > 0 else 224
     cfg = pretrained_cfg_for(architecture, tag, resolution, num_classes=num_classes)
+    cfg["description"] = f"{architecture} {tag} imported from {Path(checkpoint).name} (original research code)."
     if num_classes != 1000:
         cfg.pop("label_names", None)
     write_model_folder(model, Path(output), architecture, cfg, {})

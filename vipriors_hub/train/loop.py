@@ -24,21 +24,32 @@ import timm
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, is_tensorboard_available, set_seed
+from accelerate.utils import (
+    ProjectConfiguration,
+    is_comet_ml_available,
+    is_mlflow_available,
+    is_tensorboard_available,
+    is_wandb_available,
+    set_seed,
+)
 from safetensors.torch import load_file, save_file
 
+from ..config import check_settings, recorded_settings
 from ..errors import VipriorsError
+from ..outputs import check_run_destination, write_text_atomically
 
 __all__ = [
     "CheckpointManager",
     "RunSettings",
     "NonFiniteGuard",
+    "check_tracker",
     "plan_steps",
     "start_record",
     "MetricsWriter",
     "check_architecture",
     "document",
     "make_accelerator",
+    "open_run",
     "prepare_output_dir",
     "scaled_lr",
     "start_run",
@@ -47,81 +58,115 @@ __all__ = [
 ]
 
 
+MIXED_PRECISION = ("no", "fp16", "bf16", "fp8")
+TRACKERS = {
+    "tensorboard": (is_tensorboard_available, "tensorboard"),
+    "wandb": (is_wandb_available, "wandb"),
+    "mlflow": (is_mlflow_available, "mlflow"),
+    "comet_ml": (is_comet_ml_available, "comet_ml"),
+    "none": (lambda: True, ""),
+}
+
+
 @dataclass
 class RunSettings:
     """Settings every trainer shares: hardware, precision, logging, checkpoints, output folder."""
 
-    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (bf16 is ~30x slower on CPUs)"})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
-    num_workers: int = field(default=4, metadata={"help": "DataLoader workers per process"})
+    mixed_precision: str | None = field(
+        default=None,
+        metadata={
+            "help": "override accelerate's setting (launcher flag or config file; none given: no). "
+            "bf16 is ~30x slower on CPUs without bf16 units",
+            "choices": MIXED_PRECISION,
+        },
+    )
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step", "min": 1})
+    num_workers: int = field(default=4, metadata={"help": "DataLoader workers per process", "min": 0, "max": 256})
     channels_last: bool = field(default=False, metadata={"help": "channels_last memory format"})
-    checkpoint_every: int = field(default=1000, metadata={"help": "checkpoint every N steps (and every epoch)"})
-    log_every: int = field(default=10, metadata={"help": "log every N steps"})
+    checkpoint_every: int = field(
+        default=1000, metadata={"help": "checkpoint every N steps (and every epoch)", "min": 1}
+    )
+    log_every: int = field(default=10, metadata={"help": "log every N steps", "min": 1})
     cpu: bool = field(default=False, metadata={"help": "train on CPU even if a GPU is present"})
-    report_to: str = field(default="tensorboard", metadata={"help": "accelerate tracker: tensorboard, wandb, none"})
-    resume: bool = field(default=False, metadata={"help": "continue from the newest checkpoint in --output"})
-    overwrite: bool = field(default=False, metadata={"help": "delete a previous run in --output first"})
+    report_to: str = field(
+        default="tensorboard",
+        metadata={"help": "accelerate tracker (none: metrics.jsonl only)", "choices": tuple(TRACKERS)},
+    )
+    resume: bool = field(
+        default=False, metadata={"help": "continue from the newest checkpoint in --output", "action": True}
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "replace the training run in --output (nothing else)", "action": True}
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 _CHECKPOINT = re.compile(r"^step-(\d{8})$")
 # Fields that may differ between a run and its resumption.
-_RESUMABLE_DIFFERENCES = {"resume", "overwrite", "num_workers", "report_to"}
+_RESUMABLE_DIFFERENCES = {"num_workers", "report_to", "mixed_precision"}
 
 
 def document(sections: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The configuration sections as plain dictionaries (the content of ``config.yaml``)."""
-    return {name: dataclasses.asdict(value) for name, value in sections.items()}
+    """The configuration sections as plain dictionaries (the content of ``config.yaml``): settings
+    only, no action flags such as ``resume``."""
+    return {name: recorded_settings(value) for name, value in sections.items()}
 
 
 def prepare_output_dir(output: Path, sections: Mapping[str, Any], resume: bool, overwrite: bool) -> None:
-    """Create ``output`` and write ``config.yaml``, refusing to mix two different runs in one folder.
+    """Create ``output`` and write ``config.yaml``, once every check of the run has passed.
 
-    A folder that already holds a run is continued only with ``resume`` (and the same configuration)
-    and replaced only with ``overwrite``. Call it on the main process only.
+    A folder that holds a run is continued only with ``resume`` and the same configuration, and
+    replaced only with ``overwrite`` when it holds that run and nothing else
+    (:func:`~vipriors_hub.outputs.check_run_destination`). Call it on the main process only.
     """
+    check_run_destination(output, resume, overwrite)
     config_file = output / "config.yaml"
     resolved = document(sections)
-    if config_file.exists():
-        if overwrite and not resume:
-            shutil.rmtree(output)
-        elif not resume:
+    if resume:
+        previous = yaml.safe_load(config_file.read_text())
+        differences = sorted(
+            f"{section}.{key}"
+            for section, fields in resolved.items()
+            for key, value in fields.items()
+            if key not in _RESUMABLE_DIFFERENCES and previous.get(section, {}).get(key) != value
+        )
+        if differences:
             raise VipriorsError(
-                f"{output} already holds a training run. Pass --resume to continue it, --overwrite to delete it "
-                "and start again, or choose another --output."
+                f"Cannot resume {output}: its run was configured differently ({', '.join(differences)}). "
+                f"Resume with --config {config_file}, or start a new run in another --output."
             )
-        else:
-            previous = yaml.safe_load(config_file.read_text())
-            differences = sorted(
-                f"{section}.{key}"
-                for section, fields in resolved.items()
-                for key, value in fields.items()
-                if key not in _RESUMABLE_DIFFERENCES and previous.get(section, {}).get(key) != value
-            )
-            if differences:
-                raise VipriorsError(
-                    f"Cannot resume {output}: its run was configured differently ({', '.join(differences)}). "
-                    f"Resume with --config {config_file}, or start a new run in another --output."
-                )
+    elif overwrite and config_file.is_file():
+        shutil.rmtree(output)
     output.mkdir(parents=True, exist_ok=True)
-    temporary = config_file.with_suffix(".yaml.tmp")
-    temporary.write_text(yaml.safe_dump(resolved, sort_keys=False))
-    os.replace(temporary, config_file)
+    write_text_atomically(config_file, yaml.safe_dump(resolved, sort_keys=False))
+
+
+def check_tracker(report_to: str) -> str | None:
+    """The accelerate tracker to log with (``None`` for ``none``), refusing one that is not installed."""
+    available, package = TRACKERS[report_to]
+    if not available():
+        raise VipriorsError(
+            f"--report-to {report_to}: {package} is not installed. Install it (pip install {package}) "
+            "or pass --report-to none (metrics.jsonl is always written)."
+        )
+    return None if report_to == "none" else report_to
 
 
 def make_accelerator(
-    output: Path, cpu: bool, mixed_precision: str, gradient_accumulation_steps: int, report_to: str
+    output: Path, cpu: bool, mixed_precision: str | None, gradient_accumulation_steps: int, report_to: str
 ) -> Accelerator:
-    """An ``Accelerator`` on CPU when asked or when no GPU is present, with TensorBoard when available."""
-    log_with = None
-    if report_to == "tensorboard":
-        log_with = "tensorboard" if is_tensorboard_available() else None
-    elif report_to != "none":
-        log_with = report_to
+    """An ``Accelerator`` on CPU when asked or when no GPU is present.
+
+    ``mixed_precision=None`` keeps what accelerate's launcher or config file set
+    (``ACCELERATE_MIXED_PRECISION``); a value overrides it. Nothing is written to ``output`` here.
+    """
     return Accelerator(
         cpu=cpu or not torch.cuda.is_available(),
         mixed_precision=mixed_precision,
         gradient_accumulation_steps=gradient_accumulation_steps,
-        log_with=log_with,
+        log_with=check_tracker(report_to),
         project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs")),
     )
 
@@ -133,25 +178,38 @@ def check_architecture(name: str) -> None:
         raise VipriorsError(f"Unknown architecture '{name}'. Choose one of: {', '.join(family)}.")
 
 
-def start_run(
-    output: Path,
-    sections: Mapping[str, Any],
-    *,
-    cpu: bool,
-    mixed_precision: str,
-    gradient_accumulation_steps: int,
-    report_to: str,
-    resume: bool,
-    overwrite: bool,
-    seed: int,
-) -> Accelerator:
-    """Create the accelerator, prepare ``output`` (main process) and seed every generator."""
-    accelerator = make_accelerator(output, cpu, mixed_precision, gradient_accumulation_steps, report_to)
-    if accelerator.is_main_process:
-        prepare_output_dir(output, sections, resume, overwrite)
-    accelerator.wait_for_everyone()
+def start_run(output: Path, settings: RunSettings, seed: int) -> Accelerator:
+    """Check the output folder (nothing written), create the accelerator and seed every generator.
+
+    The run's folder is written by :func:`open_run` once the data and the plan have been checked.
+    """
+    check_run_destination(output, settings.resume, settings.overwrite)
+    accelerator = make_accelerator(
+        output, settings.cpu, settings.mixed_precision, settings.gradient_accumulation_steps, settings.report_to
+    )
     set_seed(seed)
     return accelerator
+
+
+def open_run(accelerator: Accelerator, output: Path, sections: Mapping[str, Any], settings: RunSettings) -> dict:
+    """Write the run's ``config.yaml`` (main process) with the precision in effect, and say it.
+
+    Returns the sections as recorded.
+    """
+    sections = {
+        name: dataclasses.replace(value, mixed_precision=accelerator.mixed_precision)
+        if isinstance(value, RunSettings)
+        else value
+        for name, value in sections.items()
+    }
+    if accelerator.is_main_process:
+        prepare_output_dir(output, sections, settings.resume, settings.overwrite)
+    accelerator.wait_for_everyone()
+    accelerator.print(
+        f"{accelerator.num_processes} process(es) on {accelerator.device}, mixed precision: "
+        f"{accelerator.mixed_precision}, tracker: {settings.report_to}"
+    )
+    return sections
 
 
 def scaled_lr(base_lr: float, batch_size: int, accelerator: Accelerator, gradient_accumulation_steps: int) -> float:

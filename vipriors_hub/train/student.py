@@ -23,7 +23,15 @@ from ..errors import VipriorsError
 from ..losses import ofd_loss, partial_l2
 from ..models import hub_repo_id
 from .distill import FrozenTeacher, StudentWithConnectors, student_from_teacher
-from .hub import family_architecture, load_model_folder, pretrained_cfg_for, render_model_card, write_model_folder
+from .hub import (
+    family_architecture,
+    load_model_folder,
+    model_description,
+    pretrained_cfg_for,
+    read_metrics,
+    render_model_card,
+    write_model_folder,
+)
 from .loop import (
     CheckpointManager,
     MetricsWriter,
@@ -31,6 +39,7 @@ from .loop import (
     RunSettings,
     check_architecture,
     document,
+    open_run,
     plan_steps,
     scaled_lr,
     start_record,
@@ -48,23 +57,36 @@ class StudentConfig(RunSettings):
     output: str = field(default="runs/student", metadata={"help": "output folder"})
     teacher: str | None = field(default=None, metadata={"help": "teacher folder (train-teacher OUTPUT/final)"})
     architecture: str | None = field(default=None, metadata={"help": "student model (default: the teacher's)"})
-    init: str = field(default="teacher", metadata={"help": "teacher (self-distillation) or scratch"})
-    resolution: int = field(default=448, metadata={"help": "training and validation input size in px"})
-    epochs: int = field(default=100, metadata={"help": "training epochs"})
-    max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimizer steps"})
-    no_distill_epochs: int = field(default=5, metadata={"help": "first epochs with cross-entropy only"})
-    distill_weight: float = field(default=1e-4, metadata={"help": "weight of the OFD loss; 0: no distillation"})
-    batch_size: int = field(default=64, metadata={"help": "images per process and step"})
-    base_lr: float = field(default=0.1, metadata={"help": "SGD (Nesterov) learning rate for an effective batch of 256"})
-    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
-    weight_decay: float = field(default=1e-4, metadata={"help": "SGD weight decay"})
-    schedule: str = field(default="step", metadata={"help": "step (x0.1 every --step-epochs) or cosine"})
-    step_epochs: int = field(default=30, metadata={"help": "epochs between learning-rate drops (step)"})
-    warmup_epochs: int = field(default=0, metadata={"help": "linear warm-up epochs"})
-    label_smoothing: float = field(default=0.1, metadata={"help": "label smoothing of the cross-entropy"})
+    init: str = field(
+        default="teacher",
+        metadata={"help": "teacher (self-distillation) or scratch", "choices": ("teacher", "scratch")},
+    )
+    resolution: int = field(
+        default=448, metadata={"help": "training and validation input size in px", "min": 8, "max": 4096}
+    )
+    epochs: int = field(default=100, metadata={"help": "training epochs", "min": 1})
+    max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimizer steps", "min": 1})
+    no_distill_epochs: int = field(default=5, metadata={"help": "first epochs with cross-entropy only", "min": 0})
+    distill_weight: float = field(
+        default=1e-4, metadata={"help": "weight of the OFD loss; 0: no distillation", "min": 0}
+    )
+    batch_size: int = field(default=64, metadata={"help": "images per process and step", "min": 1})
+    base_lr: float = field(
+        default=0.1, metadata={"help": "SGD (Nesterov) learning rate for an effective batch of 256", "above": 0}
+    )
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum", "min": 0, "below": 1})
+    weight_decay: float = field(default=1e-4, metadata={"help": "SGD weight decay", "min": 0})
+    schedule: str = field(
+        default="step", metadata={"help": "step (x0.1 every --step-epochs) or cosine", "choices": ("step", "cosine")}
+    )
+    step_epochs: int = field(default=30, metadata={"help": "epochs between learning-rate drops (step)", "min": 1})
+    warmup_epochs: int = field(default=0, metadata={"help": "linear warm-up epochs", "min": 0})
+    label_smoothing: float = field(
+        default=0.1, metadata={"help": "label smoothing of the cross-entropy", "min": 0, "below": 1}
+    )
     auto_augment: bool = field(default=True, metadata={"help": "AutoAugment ('original' policy)"})
-    mixup: float = field(default=0.0, metadata={"help": "mixup alpha (0: off)"})
-    cutmix: float = field(default=0.0, metadata={"help": "cutmix alpha (0: off)"})
+    mixup: float = field(default=0.0, metadata={"help": "mixup alpha (0: off)", "min": 0})
+    cutmix: float = field(default=0.0, metadata={"help": "cutmix alpha (0: off)", "min": 0})
     compile_loss: bool = field(default=False, metadata={"help": "torch.compile the OFD distance (GPU: ~3x faster)"})
 
 
@@ -123,18 +145,7 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
         raise VipriorsError("Without --teacher, name the student's --architecture.")
     check_architecture(architecture)
     distill = teacher is not None and config.distill_weight > 0
-    sections = {"data": data_config, "train": config}
-    accelerator = start_run(
-        output,
-        sections,
-        cpu=config.cpu,
-        mixed_precision=config.mixed_precision,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        report_to=config.report_to,
-        resume=config.resume,
-        overwrite=config.overwrite,
-        seed=data_config.seed,
-    )
+    accelerator = start_run(output, config, data_config.seed)
     with accelerator.main_process_first():
         data = load_data(data_config)
     num_classes = len(data.class_names)
@@ -165,6 +176,7 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
         if config.mixup > 0 or config.cutmix > 0
         else None
     )
+    sections = open_run(accelerator, output, {"data": data_config, "train": config}, config)
     criterion = SoftTargetCrossEntropy() if mixup else LabelSmoothingCrossEntropy(smoothing=config.label_smoothing)
     lr = scaled_lr(config.base_lr, config.batch_size, accelerator, config.gradient_accumulation_steps)
     optimizer = torch.optim.SGD(
@@ -192,7 +204,10 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
     metrics.write(start_record(accelerator, config, config.batch_size, config.base_lr, lr, step, total_steps))
     scheduler.step_update(step)
     accelerator.init_trackers("student", config=tracker_config(sections))
-    cfg = pretrained_cfg_for(architecture, "student", config.resolution, num_classes=num_classes)
+    description = model_description("student", num_classes, document(sections)["data"])
+    cfg = pretrained_cfg_for(
+        architecture, "student", config.resolution, num_classes=num_classes, description=description
+    )
     cfg["label_names"] = list(data.class_names)
 
     def export(folder: Path, scores: dict[str, float]) -> None:
@@ -200,16 +215,10 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
             results = [{"split": "val", **scores}] if scores else []
             repo_id = hub_repo_id(architecture, "student")
             card = render_model_card(
-                "student",
-                architecture,
-                document(sections),
-                results,
-                repo_id,
-                hub_repo_id(architecture, "teacher"),
-                num_classes,
+                "student", architecture, document(sections), results, repo_id, None, num_classes, read_metrics(output)
             )
             student_model = accelerator.unwrap_model(model).student
-            write_model_folder(student_model, folder, architecture, cfg, extra_files={"README.md": card})
+            write_model_folder(student_model, folder, architecture, cfg, {"README.md": card}, repo_id=repo_id)
 
     distance = torch.compile(partial_l2) if config.compile_loss else partial_l2
     progress_bar = tqdm(total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc="student")

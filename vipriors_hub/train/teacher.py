@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ..data import DataConfig, ExampleStream, ResumableLoader, load_data, moco_v2_transform
 from ..errors import VipriorsError
 from ..models import hub_repo_id
-from .hub import pretrained_cfg_for, render_model_card, write_model_folder
+from .hub import model_description, pretrained_cfg_for, render_model_card, write_model_folder
 from .loop import (
     CheckpointManager,
     MetricsWriter,
@@ -26,6 +26,7 @@ from .loop import (
     RunSettings,
     check_architecture,
     document,
+    open_run,
     plan_steps,
     scaled_lr,
     start_record,
@@ -44,19 +45,27 @@ class TeacherConfig(RunSettings):
 
     output: str = field(default="runs/teacher", metadata={"help": "output folder"})
     architecture: str = field(default="vipriors_resnet50", metadata={"help": "a vipriors_* model"})
-    resolution: int = field(default=224, metadata={"help": "input size in px"})
-    epochs: int = field(default=800, metadata={"help": "training epochs"})
-    max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimizer steps"})
-    batch_size: int = field(default=256, metadata={"help": "images per process and step"})
-    base_lr: float = field(default=0.03, metadata={"help": "SGD learning rate for an effective batch of 256"})
-    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
-    weight_decay: float = field(default=1e-4, metadata={"help": "SGD weight decay"})
-    temperature: float = field(default=0.2, metadata={"help": "softmax temperature T"})
-    margin: float = field(default=0.4, metadata={"help": "margin m subtracted from the positive logit"})
-    queue_size: int = field(default=4096, metadata={"help": "negative keys in the queue; 0: in-batch negatives"})
-    key_momentum: float = field(default=0.999, metadata={"help": "momentum of the key encoder"})
-    projection_dim: int = field(default=128, metadata={"help": "output dimension of the MLP head"})
-    shuffle_bn_groups: int = field(default=2, metadata={"help": "one process: key batch chunks for shuffle-BN"})
+    resolution: int = field(default=224, metadata={"help": "input size in px", "min": 8, "max": 4096})
+    epochs: int = field(default=800, metadata={"help": "training epochs", "min": 1})
+    max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimizer steps", "min": 1})
+    batch_size: int = field(default=256, metadata={"help": "images per process and step", "min": 1})
+    base_lr: float = field(
+        default=0.03, metadata={"help": "SGD learning rate for an effective batch of 256", "above": 0}
+    )
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum", "min": 0, "below": 1})
+    weight_decay: float = field(default=1e-4, metadata={"help": "SGD weight decay", "min": 0})
+    temperature: float = field(default=0.2, metadata={"help": "softmax temperature T", "above": 0})
+    margin: float = field(default=0.4, metadata={"help": "margin m subtracted from the positive logit", "min": 0})
+    queue_size: int = field(
+        default=4096, metadata={"help": "negative keys in the queue; 0: in-batch negatives", "min": 0, "max": 2**20}
+    )
+    key_momentum: float = field(default=0.999, metadata={"help": "momentum of the key encoder", "min": 0, "max": 1})
+    projection_dim: int = field(
+        default=128, metadata={"help": "output dimension of the MLP head", "min": 1, "max": 65536}
+    )
+    shuffle_bn_groups: int = field(
+        default=2, metadata={"help": "one process: key batch chunks for shuffle-BN", "min": 1, "max": 256}
+    )
 
 
 def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
@@ -68,18 +77,7 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
     """
     output = Path(config.output)
     check_architecture(config.architecture)
-    sections = {"data": data_config, "train": config}
-    accelerator = start_run(
-        output,
-        sections,
-        cpu=config.cpu,
-        mixed_precision=config.mixed_precision,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        report_to=config.report_to,
-        resume=config.resume,
-        overwrite=config.overwrite,
-        seed=data_config.seed,
-    )
+    accelerator = start_run(output, config, data_config.seed)
 
     with accelerator.main_process_first():
         data = load_data(data_config)
@@ -100,6 +98,7 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
     steps_per_epoch, total_steps = plan_steps(
         len(loader), len(stream), config.batch_size, config.gradient_accumulation_steps, config.epochs, config.max_steps
     )
+    sections = open_run(accelerator, output, {"data": data_config, "train": config}, config)
     lr = scaled_lr(config.base_lr, config.batch_size, accelerator, config.gradient_accumulation_steps)
     optimizer = torch.optim.SGD(
         query_encoder.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay
@@ -202,12 +201,14 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
         backbone = accelerator.unwrap_model(query_encoder)[0]
         repo_id = hub_repo_id(config.architecture, "teacher")
         card = render_model_card("teacher", config.architecture, document(sections), [], repo_id)
+        description = model_description("teacher", 0, document(sections)["data"])
         write_model_folder(
             backbone,
             final,
             config.architecture,
-            pretrained_cfg_for(config.architecture, "teacher", config.resolution),
+            pretrained_cfg_for(config.architecture, "teacher", config.resolution, description=description),
             extra_files={"README.md": card},
+            repo_id=repo_id,
         )
     accelerator.wait_for_everyone()
     accelerator.end_training()
