@@ -113,7 +113,7 @@ def check_run_destination(output: Path, resume: bool, overwrite: bool) -> None:
 def check_model_destination(output: Path, flag: str = "--output") -> None:
     """Check, without writing, that a model folder may be written at ``output``: a new or empty
     folder, or a model folder this package wrote, outside any training run."""
-    output = Path(output)
+    output = Path(output).absolute()
     _check_writable(output, flag)
     recover_model_folder(output)
     for parent in output.absolute().parents:
@@ -137,7 +137,7 @@ def check_results_destination(output: Path, is_own: Callable[[Path], bool], flag
     """Check, without writing, that a results file may be written at ``output``: a new file, or one
     that ``is_own`` recognises as a results file of the same kind."""
     output = Path(output)
-    _check_writable(output, flag)
+    _check_writable(output.parent if output.is_file() else output, flag)
     if output.is_dir():
         raise VipriorsError(f"{flag} {output} is a folder: name the file to write (e.g. {output / 'results.json'}).")
     if output.exists() and not is_own(output):
@@ -149,7 +149,7 @@ def check_results_destination(output: Path, is_own: Callable[[Path], bool], flag
 def recover_model_folder(folder: Path) -> None:
     """Finish a model-folder swap that a kill interrupted: a complete ``.NAME.previous`` takes its
     place again when ``NAME`` is missing; a half-written ``.NAME.partial`` is removed."""
-    folder = Path(folder)
+    folder = Path(folder).absolute()
     previous = folder.with_name(f".{folder.name}.previous")
     partial = folder.with_name(f".{folder.name}.partial")
     if not folder.exists() and previous.is_dir():

@@ -107,7 +107,12 @@ def _generic_splits(config: DataConfig) -> DataSplits:
         splits[_SPLIT_NAMES[name]] = split.cast_column("image", datasets.Image(decode=False))
     if "train" not in splits:
         raise VipriorsError(f"{origin} has no training split (found: {', '.join(loaded) or 'nothing'}).")
-    label_feature = splits["train"].features["label"]
+    label_feature = (splits["train"].features or {}).get("label")
+    if label_feature is None:
+        raise VipriorsError(
+            f"{origin} has no label column: an image folder needs one subfolder per class (at least two); "
+            "other sources name theirs with --label-column."
+        )
     if not isinstance(label_feature, datasets.ClassLabel):
         raise VipriorsError(f"The label column of {origin} must be a ClassLabel (class names), got {label_feature}.")
     if config.per_class is not None:

@@ -40,6 +40,7 @@ from ..outputs import check_run_destination, write_text_atomically
 
 __all__ = [
     "CheckpointManager",
+    "RESUMABLE_CHANGES",
     "RunSettings",
     "NonFiniteGuard",
     "check_tracker",
@@ -104,8 +105,19 @@ class RunSettings:
 
 
 _CHECKPOINT = re.compile(r"^step-(\d{8})$")
-# Fields that may differ between a run and its resumption.
-_RESUMABLE_DIFFERENCES = {"num_workers", "report_to", "mixed_precision"}
+# Settings a resumption may change (recorded in OUTPUT/history.jsonl); every other one must match.
+# ``output`` is the run folder itself, whatever its spelling or location.
+RESUMABLE_CHANGES = (
+    "base_lr",
+    "epochs",
+    "max_steps",
+    "log_every",
+    "checkpoint_every",
+    "num_workers",
+    "report_to",
+    "mixed_precision",
+)
+_NOT_COMPARED = {"output"}
 
 
 def document(sections: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -117,8 +129,9 @@ def document(sections: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 def prepare_output_dir(output: Path, sections: Mapping[str, Any], resume: bool, overwrite: bool) -> None:
     """Create ``output`` and write ``config.yaml``, once every check of the run has passed.
 
-    A folder that holds a run is continued only with ``resume`` and the same configuration, and
-    replaced only with ``overwrite`` when it holds that run and nothing else
+    A folder that holds a run is continued only with ``resume`` and the same configuration but for
+    :data:`RESUMABLE_CHANGES` (each change appended to ``OUTPUT/history.jsonl`` and written into
+    ``config.yaml``), and replaced only with ``overwrite`` when it holds that run and nothing else
     (:func:`~vipriors_hub.outputs.check_run_destination`). Call it on the main process only.
     """
     check_run_destination(output, resume, overwrite)
@@ -126,17 +139,26 @@ def prepare_output_dir(output: Path, sections: Mapping[str, Any], resume: bool, 
     resolved = document(sections)
     if resume:
         previous = yaml.safe_load(config_file.read_text())
-        differences = sorted(
-            f"{section}.{key}"
+        changed = {
+            f"{section}.{key}": [previous.get(section, {}).get(key), value]
             for section, fields in resolved.items()
             for key, value in fields.items()
-            if key not in _RESUMABLE_DIFFERENCES and previous.get(section, {}).get(key) != value
-        )
-        if differences:
+            if key not in _NOT_COMPARED and previous.get(section, {}).get(key) != value
+        }
+        refused = sorted(name for name in changed if name.split(".", 1)[1] not in RESUMABLE_CHANGES)
+        if refused:
             raise VipriorsError(
-                f"Cannot resume {output}: its run was configured differently ({', '.join(differences)}). "
+                f"Cannot resume {output}: its run was configured differently ({', '.join(refused)}); a resumption "
+                f"may only change {', '.join('--' + name.replace('_', '-') for name in RESUMABLE_CHANGES)}. "
                 f"Resume with --config {config_file}, or start a new run in another --output."
             )
+        for section in resolved:
+            resolved[section].update(
+                {key: previous.get(section, {}).get(key) for key in _NOT_COMPARED & set(resolved[section])}
+            )
+        if changed:
+            with (output / "history.jsonl").open("a") as handle:
+                handle.write(json.dumps({"event": "resume", "changed": changed, "time": round(time.time(), 3)}) + "\n")
     elif overwrite and config_file.is_file():
         shutil.rmtree(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -242,29 +264,50 @@ def plan_steps(
 
 
 class NonFiniteGuard:
-    """Watches the loss for NaN / inf on the device, without a host synchronisation per step.
+    """Watches a run for divergence without a host synchronisation per step.
 
-    ``observe`` records the first bad step in a device tensor; ``check`` (called when the trainer
-    synchronises anyway: logging, before a checkpoint, at the end) stops the run with a sentence
-    naming that step, before a checkpoint could store the damaged weights.
+    ``observe`` records the first step with a NaN / inf loss in a device tensor. ``check`` (called
+    when the trainer synchronises anyway: logging, before a checkpoint, at the end) stops the run
+    with a sentence naming that step, or when the weights are no longer finite or their norm grew
+    past ``growth_limit`` times the norm at the start (a loss can stay finite while the weights
+    explode: MoCo's normalised embeddings hide them), before a checkpoint could store them.
     """
 
-    def __init__(self, accelerator: Accelerator) -> None:
+    def __init__(self, accelerator: Accelerator, model: torch.nn.Module, growth_limit: float = 100.0) -> None:
         self.accelerator = accelerator
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+        self.growth_limit = growth_limit
+        self.start_norm = float(self.weight_norm())
         self.first_bad = torch.full((1,), -1, dtype=torch.long, device=accelerator.device)
+
+    @torch.no_grad()
+    def weight_norm(self) -> torch.Tensor:
+        """The L2 norm of all trainable weights (a device scalar)."""
+        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(self.parameters)).float())
 
     def observe(self, loss: torch.Tensor, step: int) -> None:
         """Remember ``step`` if ``loss`` (a scalar tensor) is not finite and no earlier step was."""
         bad = ~torch.isfinite(loss.detach()).reshape(1) & (self.first_bad < 0)
         self.first_bad = torch.where(bad, torch.full_like(self.first_bad, step), self.first_bad)
 
-    def check(self, checkpoints: "CheckpointManager") -> None:
-        """Raise if any process saw a non-finite loss; the last good checkpoint is kept."""
-        first = int(self.accelerator.gather(self.first_bad).max())
+    def check(self, checkpoints: "CheckpointManager", step: int) -> None:
+        """Raise if any process saw a non-finite loss, or the weights diverged; the last good
+        checkpoint is kept."""
+        norm = self.weight_norm().reshape(1).to(self.first_bad.device, torch.float64)
+        first, largest = (
+            self.accelerator.gather(torch.cat([self.first_bad.double(), norm])).view(-1, 2).max(dim=0).values
+        )
+        last_good = checkpoints.latest() or "none"
         if first >= 0:
             raise VipriorsError(
-                f"The loss became non-finite at step {first}; training stopped. "
-                f"Last good checkpoint: {checkpoints.latest() or 'none'}. Lower --base-lr or check the data."
+                f"The loss became non-finite at step {int(first)}; training stopped. "
+                f"Last good checkpoint: {last_good}. Lower the learning rate (--resume --base-lr ...) or check data."
+            )
+        if not torch.isfinite(largest) or largest > self.growth_limit * self.start_norm:
+            raise VipriorsError(
+                f"The weights diverged by step {step} (norm {float(largest):.3g}, {self.start_norm:.3g} at the start); "
+                f"training stopped. Last good checkpoint: {last_good}. "
+                "Lower the learning rate (--resume --base-lr ...)."
             )
 
 

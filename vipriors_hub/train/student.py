@@ -191,7 +191,7 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
 
     checkpoints = CheckpointManager(accelerator, output / "checkpoints")
     metrics = MetricsWriter(output / "metrics.jsonl", accelerator.is_main_process)
-    guard = NonFiniteGuard(accelerator)
+    guard = NonFiniteGuard(accelerator, model)
     step, best_top1, scores = 0, -1.0, {}
     if config.resume:
         checkpoint = checkpoints.latest()
@@ -258,7 +258,7 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
             guard.observe(loss, step)
             progress_bar.update(1)
             if step % config.log_every == 0 or step == total_steps:
-                guard.check(checkpoints)
+                guard.check(checkpoints, step)
                 loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
                 elapsed = time.perf_counter() - window_start
                 record = {
@@ -276,7 +276,7 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
                 window_start, window_images = time.perf_counter(), 0
             end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
             if end_of_epoch or step % config.checkpoint_every == 0:
-                guard.check(checkpoints)
+                guard.check(checkpoints, step)
             if end_of_epoch and "val" in data.splits:
                 scores = _validate(
                     accelerator.unwrap_model(model).student, data.splits["val"], config.resolution, config, accelerator

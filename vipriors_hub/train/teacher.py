@@ -113,7 +113,7 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
 
     checkpoints = CheckpointManager(accelerator, output / "checkpoints")
     metrics = MetricsWriter(output / "metrics.jsonl", accelerator.is_main_process)
-    guard = NonFiniteGuard(accelerator)
+    guard = NonFiniteGuard(accelerator, query_encoder)
     step = micro_step = 0
     if config.resume:
         checkpoint = checkpoints.latest()
@@ -173,7 +173,7 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
             guard.observe(loss, step)
             progress_bar.update(1)
             if step % config.log_every == 0 or step == total_steps:
-                guard.check(checkpoints)
+                guard.check(checkpoints, step)
                 loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
                 accuracy = accelerator.reduce((logits.argmax(dim=1) == target).float().mean(), reduction="mean")
                 elapsed = time.perf_counter() - window_start
@@ -190,7 +190,7 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
                 progress_bar.set_postfix(loss=f"{loss_value:.3f}", acc=f"{record['contrastive_accuracy']:.2f}")
                 window_start, window_images = time.perf_counter(), 0
             if step % config.checkpoint_every == 0 or step % steps_per_epoch == 0 or step == total_steps:
-                guard.check(checkpoints)
+                guard.check(checkpoints, step)
                 save_checkpoint()
             if step >= total_steps:
                 break
