@@ -193,7 +193,9 @@ def test_a_swap_killed_between_its_renames_is_recovered(tmp_path: Path, monkeypa
     monkeypatch.undo()
     assert not folder.exists()
     loaded = hub.load_model_folder(folder, expect="teacher")
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), first.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), first.state_dict().values(), strict=True)
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 

@@ -83,7 +83,7 @@ def test_overwrite_replaces_only_a_run_and_nothing_else(tmp_path: Path) -> None:
     (project / "src" / "main.py").write_text("print('mine')")
     (project / "config.yaml").write_text("data: {}\ntrain: {}\n")
     result = cli(*TEACHER_CLI, "--epochs", "1", "--overwrite", "--output", str(project))
-    one_line_error(result, "other files")
+    one_line_error(result, "not a training run")
     assert (project / "src" / "main.py").read_text() == "print('mine')"
 
 
@@ -267,3 +267,29 @@ def test_ten_crop_at_448_px_stays_under_3_gb(student_run: Path, tmp_path: Path) 
     assert json.loads((tmp_path / "r.json").read_text())["images"] == 40
     peak_kib = int(result.stdout.split()[-1])
     assert peak_kib < 3 * 1024 * 1024, peak_kib
+
+
+def test_overwrite_refuses_another_projects_run_folder(tmp_path: Path) -> None:
+    other = tmp_path / "other-project-run"
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "checkpoints" / "model.pt").write_bytes(b"weights of another tool")
+    (other / "config.yaml").write_text("lr: 0.1\n")
+    one_line_error(cli(*TEACHER_CLI, "--epochs", "1", "--overwrite", "--output", str(other)), "not a training run")
+    assert (other / "checkpoints" / "model.pt").read_bytes() == b"weights of another tool"
+
+
+def test_results_in_a_run_keep_it_a_run_and_the_demo_checks_its_folder(teacher_run: Path, tmp_path: Path) -> None:
+    from vipriors_hub.outputs import is_training_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.yaml", "metrics.jsonl"):
+        (run / name).write_bytes((teacher_run / name).read_bytes())
+    (run / "eval.json").write_text(json.dumps({"split": "val", "knn": {}, "linear": {}}))
+    assert is_training_run(run)
+    (run / "notes.txt").write_text("mine")
+    assert not is_training_run(run)
+    one_line_error(cli("export", str(teacher_run), "--output", str(run / "hub")), "lies inside the training run")
+    (tmp_path / "demo.txt").write_text("mine")
+    one_line_error(cli("demo", "--output", str(tmp_path / "demo.txt")), "is a file")
+    assert (tmp_path / "demo.txt").read_text() == "mine"

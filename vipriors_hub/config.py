@@ -169,7 +169,8 @@ def resolve_config(args: argparse.Namespace, config_class: type, section: str) -
     fields = {field.name: field for field in dataclasses.fields(config_class)}
     unknown = set(values) - set(fields)
     if unknown:
-        raise VipriorsError(f"Unknown {section} setting(s) in {args.config}: {', '.join(sorted(unknown))}.")
+        names = ", ".join(sorted(map(str, unknown)))
+        raise VipriorsError(f"Unknown {section} setting(s) in {args.config}: {names}.")
     values = {name: value for name, value in values.items() if not fields[name].metadata.get("action")}
     for name, value in values.items():
         if _field_type(fields[name]) is float and isinstance(value, str):

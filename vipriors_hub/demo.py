@@ -19,12 +19,14 @@ from pathlib import Path
 
 from .config import check_settings
 from .data import DataConfig
+from .errors import VipriorsError
+from .outputs import check_model_destination, write_text_atomically
 from .train.evaluate import TeacherEvalConfig, evaluate_students, evaluate_teacher
 from .train.hub import export_run
 from .train.student import StudentConfig, train_student
 from .train.teacher import TeacherConfig, train_teacher
 
-__all__ = ["DemoConfig", "demo_data_config", "run_arms", "run_demo"]
+__all__ = ["DemoConfig", "check_demo_destination", "demo_data_config", "run_arms", "run_demo"]
 
 
 @dataclass
@@ -162,6 +164,24 @@ def _last_validation(run: Path) -> float:
     return [r for r in _read_metrics(run) if "val_top1" in r][-1]["val_top1"]
 
 
+DEMO_ENTRIES = frozenset({"baseline", "teacher", "student", "evaluations", "hub", "results.json", "results.png"})
+
+
+def check_demo_destination(output: Path) -> None:
+    """Refuse, before any training, an output that is a file or holds what the demo does not write."""
+    if output.exists() and not output.is_dir():
+        raise VipriorsError(f"--output {output} is a file: name a folder for the demo.")
+    if output.is_dir():
+        foreign = sorted(entry.name for entry in output.iterdir() if entry.name not in DEMO_ENTRIES)
+        if foreign:
+            raise VipriorsError(
+                f"--output {output} holds files the demo does not write ({', '.join(foreign[:5])}): "
+                "choose a new or empty folder (nothing in it is deleted)."
+            )
+    for phase in ("teacher", "student"):
+        check_model_destination(output / "hub" / phase)
+
+
 def run_demo(config: DemoConfig) -> dict[str, float]:
     """Run the three arms; write ``results.json``, ``results.png`` and Hub-ready ``hub/teacher``, ``hub/student``.
 
@@ -169,10 +189,11 @@ def run_demo(config: DemoConfig) -> dict[str, float]:
     ``teacher_linear_top1``, ``student_top1``.
     """
     output = Path(config.output)
+    check_demo_destination(output)
     measured = run_arms(config, demo_data_config())
     keys = ("baseline_top1", "teacher_knn_top1", "teacher_linear_top1", "student_top1")
     results = {key: measured[key] for key in keys}
-    (output / "results.json").write_text(json.dumps(results, indent=2))
+    write_text_atomically(output / "results.json", json.dumps(results, indent=2))
     plot(output, results)
     evaluations = output / "evaluations"
     export_run(output / "teacher", output / "hub" / "teacher", [evaluations / "teacher.json"])

@@ -6,7 +6,8 @@ The rule is that nothing a user owns is ever deleted or overwritten. A command w
   (``--overwrite``) a folder that holds a training run of this package and nothing else;
 * a model folder (export, convert) into a new or empty folder, or over a model folder this
   package wrote before (recognised by its ``config.json``), never into a training run;
-* a results file (JSON, submission CSV) as a new file or over a results file of the same kind.
+* a results file (JSON, submission CSV) as a new file or over a results file of the same kind
+  (a run folder may hold them: they are part of the run).
 
 Every check raises :class:`~vipriors_hub.errors.VipriorsError` with the folder and the way out,
 and is made before any computation whose result would then be lost.
@@ -14,9 +15,12 @@ and is made before any computation whose result would then be lost.
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+
+import yaml
 
 from .errors import VipriorsError
 
@@ -27,6 +31,8 @@ __all__ = [
     "check_results_destination",
     "check_run_destination",
     "is_model_folder",
+    "is_results_file",
+    "is_submission_file",
     "is_training_run",
     "recover_model_folder",
     "write_text_atomically",
@@ -45,10 +51,46 @@ def _entries(folder: Path) -> set[str]:
     return {entry.name for entry in folder.iterdir()}
 
 
+def is_results_file(path: Path) -> bool:
+    """Whether ``path`` is an evaluation JSON of eval-teacher or evaluate (which may be replaced)."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(result, dict) and "split" in result and ("knn" in result or "top1" in result)
+
+
+def is_submission_file(path: Path) -> bool:
+    """Whether ``path`` is a VIPriors submission CSV (which may be replaced)."""
+    try:
+        with Path(path).open(newline="") as handle:
+            return handle.readline().strip() == "Image IDs,Predictions"
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _is_run_entry(path: Path) -> bool:
+    """Whether ``path``, directly under a run folder, is something this package writes there."""
+    name = path.name
+    if name == "checkpoints":
+        return path.is_dir() and all(re.fullmatch(r"\.?(partial-)?step-\d{8}", p.name) for p in path.iterdir())
+    if name in ("final", "best"):
+        return path.is_dir() and (is_model_folder(path) or not any(path.iterdir()))
+    if name in RUN_ENTRIES:
+        return True
+    return path.is_file() and (is_results_file(path) or is_submission_file(path))
+
+
 def is_training_run(folder: Path) -> bool:
-    """Whether ``folder`` holds a training run of this package (its ``config.yaml`` and nothing
-    but what a trainer writes)."""
-    return (folder / "config.yaml").is_file() and _entries(folder) <= RUN_ENTRIES
+    """Whether ``folder`` holds a training run of this package and nothing else: a ``config.yaml``
+    with ``data`` and ``train`` sections, checkpoints, model folders, logs and evaluation files."""
+    try:
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    if not isinstance(config, dict) or not {"data", "train"} <= set(config):
+        return False
+    return all(_is_run_entry(entry) for entry in folder.iterdir())
 
 
 def is_model_folder(folder: Path) -> bool:
@@ -98,11 +140,14 @@ def check_run_destination(output: Path, resume: bool, overwrite: bool) -> None:
             "choose a new or empty folder (nothing in it is deleted)."
         )
     if not is_training_run(output):
-        foreign = sorted(_entries(output) - RUN_ENTRIES)
+        foreign = sorted(entry.name for entry in output.iterdir() if not _is_run_entry(entry))
+        detail = f"files that no trainer writes ({', '.join(foreign[:5])})" if foreign else "another program's config"
         raise VipriorsError(
-            f"--output {output} holds a training run and other files ({', '.join(foreign[:5])}) that no trainer "
-            "writes: it is neither continued nor replaced. Move those files away or choose another --output."
+            f"--output {output} is not a training run of this package: it holds {detail}. It is neither "
+            "continued nor replaced: move those files away or choose another --output."
         )
+    if resume and not any(re.fullmatch(r"step-\d{8}", p.name) for p in (output / "checkpoints").glob("step-*")):
+        raise VipriorsError(f"--resume: {output} holds no complete checkpoint to continue from.")
     if not (resume or overwrite):
         raise VipriorsError(
             f"{output} already holds a training run. Pass --resume to continue it, --overwrite to delete it "
@@ -115,9 +160,8 @@ def check_model_destination(output: Path, flag: str = "--output") -> None:
     folder, or a model folder this package wrote, outside any training run."""
     output = Path(output).absolute()
     _check_writable(output, flag)
-    recover_model_folder(output)
-    for parent in output.absolute().parents:
-        if is_training_run(parent):
+    for parent in output.parents:
+        if (parent / "config.yaml").is_file():
             raise VipriorsError(
                 f"{flag} {output} lies inside the training run {parent}: export into a folder of its own."
             )
@@ -131,6 +175,7 @@ def check_model_destination(output: Path, flag: str = "--output") -> None:
             f"{flag} {output} holds {kind}: choose a new or empty folder, or a model folder written before "
             "by export or convert (nothing in it is deleted)."
         )
+    recover_model_folder(output)
 
 
 def check_results_destination(output: Path, is_own: Callable[[Path], bool], flag: str = "--output") -> None:
@@ -147,14 +192,15 @@ def check_results_destination(output: Path, is_own: Callable[[Path], bool], flag
 
 
 def recover_model_folder(folder: Path) -> None:
-    """Finish a model-folder swap that a kill interrupted: a complete ``.NAME.previous`` takes its
-    place again when ``NAME`` is missing; a half-written ``.NAME.partial`` is removed."""
+    """Finish a model-folder swap that a kill interrupted: a complete ``.NAME.previous`` (a model
+    folder of this package) takes its place again when ``NAME`` is missing; then a half-written
+    ``.NAME.partial`` is removed."""
     folder = Path(folder).absolute()
     previous = folder.with_name(f".{folder.name}.previous")
     partial = folder.with_name(f".{folder.name}.partial")
-    if not folder.exists() and previous.is_dir():
+    if not folder.exists() and previous.is_dir() and is_model_folder(previous):
         os.replace(previous, folder)
-    if partial.is_dir():
+    if partial.is_dir() and folder.exists():
         shutil.rmtree(partial)
 
 

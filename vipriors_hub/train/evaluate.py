@@ -23,7 +23,7 @@ from ..data import (
     ten_crop_transform,
 )
 from ..errors import VipriorsError
-from ..outputs import check_results_destination, write_text_atomically
+from ..outputs import check_results_destination, is_results_file, is_submission_file, write_text_atomically
 from .hub import file_sha256, load_model_folder
 
 __all__ = [
@@ -162,24 +162,6 @@ def evaluate_teacher(config: TeacherEvalConfig, data_config: DataConfig) -> dict
     return results
 
 
-def is_results_file(path: Path) -> bool:
-    """Whether ``path`` is an evaluation JSON of eval-teacher or evaluate (which may be replaced)."""
-    try:
-        result = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(result, dict) and "split" in result and ("knn" in result or "top1" in result)
-
-
-def is_submission_file(path: Path) -> bool:
-    """Whether ``path`` is a VIPriors submission CSV (which may be replaced)."""
-    try:
-        with Path(path).open(newline="") as handle:
-            return handle.readline().strip() == "Image IDs,Predictions"
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
 @torch.no_grad()
 def predict_probabilities(
     model: nn.Module,
@@ -271,13 +253,15 @@ def evaluate_students(
     check_results_destination(Path(output), is_results_file)
     if submission is not None:
         check_results_destination(Path(submission), is_submission_file, "--submission")
-    models = {checkpoint: load_model_folder(checkpoint, expect="student") for checkpoint in checkpoints}
+        if Path(submission).absolute() == Path(output).absolute():
+            raise VipriorsError("--submission and --output name the same file: give each its own.")
+    models = [(checkpoint, load_model_folder(checkpoint, expect="student")) for checkpoint in checkpoints]
     data = load_data(data_config)
     if split not in data.splits:
         raise VipriorsError(f"The data source has no '{split}' split (it has: {', '.join(data.splits)}).")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     members, summed, labels, rows = [], None, None, None
-    for checkpoint, model in models.items():
+    for checkpoint, model in models:
         if model.num_classes != len(data.class_names):
             raise VipriorsError(
                 f"{checkpoint} classifies {model.num_classes} classes but the data has {len(data.class_names)}: "

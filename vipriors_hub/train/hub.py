@@ -8,6 +8,7 @@ pushed checkpoint loads with ``timm.create_model("hf-hub:...")`` and with transf
 family name is kept in ``vipriors_architecture`` and ``phase``.
 """
 
+import contextlib
 import hashlib
 import importlib.resources
 import json
@@ -147,7 +148,8 @@ def load_model_folder(folder: str | Path, expect: str) -> nn.Module:
         VipriorsError: the folder is missing, incomplete, or holds the other phase.
     """
     folder = Path(folder)
-    recover_model_folder(folder)
+    with contextlib.suppress(OSError):
+        recover_model_folder(folder)
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
         raise VipriorsError(
             f"{folder} is not a model folder (config.json + model.safetensors): pass OUTPUT/final of a training run."
@@ -236,9 +238,10 @@ def _student_method(train: Mapping[str, Any], metrics: list[Mapping[str, Any]]) 
     """What a student run did, read from its configuration and ``metrics.jsonl``: how it started,
     how many epochs it trained and for how many of them the teacher was distilled."""
     epochs = max((float(record["epoch"]) for record in metrics if "epoch" in record), default=0.0)
-    from_teacher = train.get("init") == "teacher" and bool(train.get("teacher"))
+    has_teacher = bool(train.get("teacher"))
+    from_teacher = train.get("init") == "teacher" and has_teacher
     distill_epochs = max(0.0, epochs - float(train.get("no_distill_epochs") or 0))
-    distilled = from_teacher and float(train.get("distill_weight") or 0) > 0 and distill_epochs > 0
+    distilled = has_teacher and float(train.get("distill_weight") or 0) > 0 and distill_epochs > 0
     return {
         "from_teacher": from_teacher,
         "distilled": distilled,
@@ -302,7 +305,7 @@ def render_model_card(
         provenance["split lists"] = f"VIPriors toolkit @ {SPLIT_LIST_COMMIT[:8]}"
         provenance.update({f"{split}.pickle sha256": digest for split, digest in SPLIT_LIST_SHA256.items()})
     method = _student_method(train, list(metrics)) if phase == "student" else {}
-    if phase == "student" and not method["from_teacher"]:
+    if phase == "student" and not (method["from_teacher"] or method["distilled"]):
         base_model = None
     tags = ["timm", "vipriors", f"arxiv:{PAPER_ID.split(':')[1]}"]
     tags += (["knowledge-distillation"] if method.get("distilled") else []) if phase == "student" else ["moco"]
@@ -359,6 +362,11 @@ def _read_results(path: Path, weights_sha256: str, model_folder: Path) -> dict[s
         raise VipriorsError(f"--results {path} is not an evaluation file of eval-teacher or evaluate.")
     scored = result.get("checkpoint_sha256") or [m.get("checkpoint_sha256") for m in result.get("members", [])]
     scored = [scored] if isinstance(scored, str) else scored
+    if len(scored) > 1:
+        raise VipriorsError(
+            f"--results {path} scored an ensemble of {len(scored)} checkpoints, not this one alone: "
+            "evaluate this checkpoint by itself for its card."
+        )
     if weights_sha256 not in scored:
         raise VipriorsError(
             f"--results {path} scored another checkpoint than {model_folder} (its model.safetensors has another "
@@ -372,7 +380,11 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            records.append(json.loads(line))  # a line torn by a kill is skipped
+    return records
 
 
 def export_run(

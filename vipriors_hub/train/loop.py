@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 
-MIXED_PRECISION = ("no", "fp16", "bf16", "fp8")
+MIXED_PRECISION = ("no", "fp16", "bf16")
 TRACKERS = {
     "tensorboard": (is_tensorboard_available, "tensorboard"),
     "wandb": (is_wandb_available, "wandb"),
