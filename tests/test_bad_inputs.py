@@ -37,8 +37,9 @@ def run_main(args: list[str]) -> tuple[int, str]:
 
 
 def assert_one_line_error(code: int, stderr: str, expected: str = "") -> None:
-    """Exit status 2 and one line on stderr besides progress bars (tqdm's ``NN%|`` lines)."""
-    lines = [line for line in stderr.splitlines() if line.strip() and not re.search(r"\d+%\|", line)]
+    """Exit status 2 and one line on stderr besides progress bars (tqdm's ``NN%|`` / ``[00:01, ...]``)."""
+    progress = re.compile(r"\d+%\||\[\d\d:\d\d[<,]")
+    lines = [line for line in re.split(r"[\r\n]", stderr) if line.strip() and not progress.search(line)]
     assert code == 2 and len(lines) == 1 and "Traceback" not in stderr, stderr
     assert expected in lines[0], lines[0]
 
@@ -119,6 +120,17 @@ def test_push_offline_or_to_an_invalid_repo_id_gets_one_line(student_run: Path, 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     assert_one_line_error(*run_main(["push", str(student_run / "final"), "--repo-id", "me/x"]), "HF_HUB_OFFLINE")
     assert_one_line_error(*run_main(["push", str(student_run / "final"), "--repo-id", "not a/valid//id"]), "repo-id")
+
+
+def test_sources_that_cannot_be_loaded_get_one_line(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    args = ["data-info", "--dataset", "parquet", "--data-dir", str(tmp_path / "empty")]
+    assert_one_line_error(*run_main(args), "could not be loaded as a dataset")
+    for label in ("a", "b"):
+        (tmp_path / "folder" / "train" / label).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "folder" / "train" / label / "0.png")
+    args = ["data-info", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "folder"), "--label-column", "y"]
+    assert_one_line_error(*run_main(args), "has no column 'y'")
 
 
 def test_sixteen_bit_images_are_scaled_not_clipped() -> None:

@@ -225,7 +225,7 @@ def test_push_renders_the_card_for_the_repository_pushed_to(student_run: Path, t
 
     from vipriors_hub.train.hub import export_run, push_to_hub
 
-    folder = export_run(student_run, tmp_path / "export", repo_id="someone/first")
+    folder = export_run(student_run, tmp_path / "export", repo_id="someone/first", base_model="someone/first-teacher")
     uploaded: dict[str, str] = {}
 
     class Capturing(RecordingApi):
@@ -235,7 +235,8 @@ def test_push_renders_the_card_for_the_repository_pushed_to(student_run: Path, t
             return super().upload_folder(**kwargs)
 
     push_to_hub(folder, "other/second", api=Capturing())
-    assert "hf-hub:other/second" in uploaded["README.md"] and "someone/first" not in uploaded["README.md"]
+    assert "hf-hub:other/second" in uploaded["README.md"] and "hf-hub:someone/first" not in uploaded["README.md"]
+    assert "base_model: someone/first-teacher" in uploaded["README.md"]  # only whole repo ids are replaced
     assert json.loads(uploaded["config.json"])["vipriors_repo_id"] == "other/second"
     assert "someone/first" in (folder / "README.md").read_text()  # the folder itself is left as it was
 

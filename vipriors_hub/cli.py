@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import timm
-from tqdm.auto import tqdm
 
 from .config import OneLineArgumentParser, add_config_arguments, int_at_least, resolve_config
 from .data.sources import add_data_arguments, data_config_from_args, describe, load_data
@@ -257,8 +256,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except VipriorsError as error:
-        for bar in list(getattr(tqdm, "_instances", ())):
-            bar.close()  # a progress bar cut short by the error ends its line first
         message = " ".join(str(error).split())
         print(f"vipriors-hub {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -82,28 +82,42 @@ def _val_per_class(config: DataConfig, per_class: int) -> int:
     return config.val_per_class if config.val_per_class is not None else per_class // 5
 
 
+def _load_dataset(origin: str, *args: object, **kwargs: object) -> datasets.DatasetDict:
+    """``datasets.load_dataset``, its refusals (unknown or unreachable dataset, nothing to build a
+    split from) turned into one-line errors naming ``origin``."""
+    try:
+        return datasets.load_dataset(*args, **kwargs)
+    except (OSError, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise VipriorsError(f"{origin} could not be loaded as a dataset: {reason}") from error
+
+
 def _generic_splits(config: DataConfig) -> DataSplits:
     if config.dataset == "hub":
         if not config.hub_id:
             raise VipriorsError("--dataset hub needs --hub-id ORG/NAME.")
-        loaded = datasets.load_dataset(config.hub_id, streaming=config.streaming, cache_dir=config.cache_dir)
         origin = f"the Hub dataset {config.hub_id}"
+        loaded = _load_dataset(origin, config.hub_id, streaming=config.streaming, cache_dir=config.cache_dir)
     else:
         if not config.data_dir or not Path(config.data_dir).is_dir():
             raise VipriorsError(f"Data directory {config.data_dir} does not exist (--data-dir).")
         builder = "imagefolder" if config.dataset == "imagefolder" else "parquet"
-        loaded = datasets.load_dataset(
-            builder, data_dir=config.data_dir, streaming=config.streaming, cache_dir=config.cache_dir
-        )
         origin = config.data_dir
+        loaded = _load_dataset(
+            origin, builder, data_dir=config.data_dir, streaming=config.streaming, cache_dir=config.cache_dir
+        )
     splits = {}
     for name, split in loaded.items():
         if name not in _SPLIT_NAMES:
             continue
-        if config.image_column != "image":
-            split = split.rename_column(config.image_column, "image")
-        if config.label_column != "label":
-            split = split.rename_column(config.label_column, "label")
+        for column, expected in ((config.image_column, "image"), (config.label_column, "label")):
+            if column != expected:
+                if split.column_names is not None and column not in split.column_names:
+                    raise VipriorsError(
+                        f"{origin} has no column '{column}' (it has: {', '.join(split.column_names)}): "
+                        f"fix --{expected}-column."
+                    )
+                split = split.rename_column(column, expected)
         splits[_SPLIT_NAMES[name]] = split.cast_column("image", datasets.Image(decode=False))
     if "train" not in splits:
         raise VipriorsError(f"{origin} has no training split (found: {', '.join(loaded) or 'nothing'}).")

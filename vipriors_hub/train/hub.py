@@ -14,6 +14,7 @@ import importlib.resources
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import tempfile
@@ -498,9 +499,10 @@ def _retarget(folder: Path, repo_id: str, scratch: Path) -> Path:
     if not written_for or written_for == repo_id:
         return folder
     shutil.copytree(folder, scratch)
+    whole_id = re.compile(rf"(?<![\w./-]){re.escape(written_for)}(?![\w./-])")
     for name in ("README.md", "config.json"):
         if (scratch / name).is_file():
-            (scratch / name).write_text((scratch / name).read_text().replace(written_for, repo_id))
+            (scratch / name).write_text(whole_id.sub(repo_id, (scratch / name).read_text()))
     return scratch
 
 

@@ -283,7 +283,7 @@ class NonFiniteGuard:
     @torch.no_grad()
     def weight_norm(self) -> torch.Tensor:
         """The L2 norm of all trainable weights (a device scalar)."""
-        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(self.parameters)).float())
+        return torch.nn.utils.get_total_norm(self.parameters, norm_type=2.0)
 
     def observe(self, loss: torch.Tensor, step: int) -> None:
         """Remember ``step`` if ``loss`` (a scalar tensor) is not finite and no earlier step was."""

@@ -221,78 +221,83 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
             write_model_folder(student_model, folder, architecture, cfg, {"README.md": card}, repo_id=repo_id)
 
     distance = torch.compile(partial_l2) if config.compile_loss else partial_l2
-    progress_bar = tqdm(total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc="student")
-    model.train()
-    window_start, window_images = time.perf_counter(), 0
-    while step < total_steps:
-        for images, labels in loader:
-            epoch = step // steps_per_epoch
-            images = images.to(accelerator.device, non_blocking=True, memory_format=memory_format)
-            labels = labels.to(accelerator.device, non_blocking=True)
-            targets = labels
-            if mixup is not None:
-                images, targets = mixup(images, labels)
-            distilling = distill and epoch >= config.no_distill_epochs
-            with accelerator.accumulate(model):
-                with accelerator.autocast():
-                    logits, connected = model(images)
-                    cross_entropy = criterion(logits.float(), targets)
-                    if distilling:
-                        teacher_features = frozen_teacher(images)
-                        margins = accelerator.unwrap_model(model).ofd.margins
-                        distillation = config.distill_weight * ofd_loss(
-                            connected, teacher_features, margins, distance=distance
-                        )
-                    else:
-                        # Connectors join the graph with weight 0 so that DDP sees all parameters used.
-                        distillation = 0.0 * sum((feature.sum() for feature in connected), logits.new_zeros(()))
-                    loss = cross_entropy + distillation
-                accelerator.backward(loss)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            window_images += images.shape[0] * accelerator.num_processes
-            if not accelerator.sync_gradients:
-                continue
-            step += 1
-            scheduler.step_update(step)
-            guard.observe(loss, step)
-            progress_bar.update(1)
-            if step % config.log_every == 0 or step == total_steps:
-                guard.check(checkpoints, step)
-                loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
-                elapsed = time.perf_counter() - window_start
-                record = {
-                    "step": step,
-                    "epoch": step / steps_per_epoch,
-                    "loss": loss_value,
-                    "cross_entropy": accelerator.reduce(cross_entropy.detach(), reduction="mean").item(),
-                    "distillation": accelerator.reduce(distillation.detach().float(), reduction="mean").item(),
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "images_per_second": window_images / elapsed,
-                }
-                metrics.write(record)
-                accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
-                progress_bar.set_postfix(loss=f"{loss_value:.3f}")
-                window_start, window_images = time.perf_counter(), 0
-            end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
-            if end_of_epoch or step % config.checkpoint_every == 0:
-                guard.check(checkpoints, step)
-            if end_of_epoch and "val" in data.splits:
-                scores = _validate(
-                    accelerator.unwrap_model(model).student, data.splits["val"], config.resolution, config, accelerator
-                )
-                metrics.write(
-                    {"step": step, "epoch": step / steps_per_epoch, **{f"val_{k}": v for k, v in scores.items()}}
-                )
-                accelerator.log({f"val_{k}": v for k, v in scores.items()}, step=step)
-                if scores["top1"] > best_top1:
-                    best_top1 = scores["top1"]
-                    export(output / "best", scores)
-            if step % config.checkpoint_every == 0 or end_of_epoch:
-                checkpoints.save(step, {}, {"step": step, "best_top1": best_top1, "loader": loader.state_dict()})
-            if step >= total_steps:
-                break
-    progress_bar.close()
+    with tqdm(
+        total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc="student"
+    ) as progress_bar:
+        model.train()
+        window_start, window_images = time.perf_counter(), 0
+        while step < total_steps:
+            for images, labels in loader:
+                epoch = step // steps_per_epoch
+                images = images.to(accelerator.device, non_blocking=True, memory_format=memory_format)
+                labels = labels.to(accelerator.device, non_blocking=True)
+                targets = labels
+                if mixup is not None:
+                    images, targets = mixup(images, labels)
+                distilling = distill and epoch >= config.no_distill_epochs
+                with accelerator.accumulate(model):
+                    with accelerator.autocast():
+                        logits, connected = model(images)
+                        cross_entropy = criterion(logits.float(), targets)
+                        if distilling:
+                            teacher_features = frozen_teacher(images)
+                            margins = accelerator.unwrap_model(model).ofd.margins
+                            distillation = config.distill_weight * ofd_loss(
+                                connected, teacher_features, margins, distance=distance
+                            )
+                        else:
+                            # Connectors join the graph with weight 0 so that DDP sees all parameters used.
+                            distillation = 0.0 * sum((feature.sum() for feature in connected), logits.new_zeros(()))
+                        loss = cross_entropy + distillation
+                    accelerator.backward(loss)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                window_images += images.shape[0] * accelerator.num_processes
+                if not accelerator.sync_gradients:
+                    continue
+                step += 1
+                scheduler.step_update(step)
+                guard.observe(loss, step)
+                progress_bar.update(1)
+                if step % config.log_every == 0 or step == total_steps:
+                    guard.check(checkpoints, step)
+                    loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
+                    elapsed = time.perf_counter() - window_start
+                    record = {
+                        "step": step,
+                        "epoch": step / steps_per_epoch,
+                        "loss": loss_value,
+                        "cross_entropy": accelerator.reduce(cross_entropy.detach(), reduction="mean").item(),
+                        "distillation": accelerator.reduce(distillation.detach().float(), reduction="mean").item(),
+                        "lr": optimizer.param_groups[0]["lr"],
+                        "images_per_second": window_images / elapsed,
+                    }
+                    metrics.write(record)
+                    accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
+                    progress_bar.set_postfix(loss=f"{loss_value:.3f}")
+                    window_start, window_images = time.perf_counter(), 0
+                end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
+                if end_of_epoch or step % config.checkpoint_every == 0:
+                    guard.check(checkpoints, step)
+                if end_of_epoch and "val" in data.splits:
+                    scores = _validate(
+                        accelerator.unwrap_model(model).student,
+                        data.splits["val"],
+                        config.resolution,
+                        config,
+                        accelerator,
+                    )
+                    metrics.write(
+                        {"step": step, "epoch": step / steps_per_epoch, **{f"val_{k}": v for k, v in scores.items()}}
+                    )
+                    accelerator.log({f"val_{k}": v for k, v in scores.items()}, step=step)
+                    if scores["top1"] > best_top1:
+                        best_top1 = scores["top1"]
+                        export(output / "best", scores)
+                if step % config.checkpoint_every == 0 or end_of_epoch:
+                    checkpoints.save(step, {}, {"step": step, "best_top1": best_top1, "loader": loader.state_dict()})
+                if step >= total_steps:
+                    break
     export(output / "final", scores)
     accelerator.wait_for_everyone()
     accelerator.end_training()

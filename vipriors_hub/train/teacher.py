@@ -137,64 +137,65 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
         progress = {"step": step, "micro_step": micro_step, "loader": loader.state_dict()}
         checkpoints.save(step, tensors, progress)
 
-    progress_bar = tqdm(total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc="teacher")
-    query_encoder.train()
-    key_encoder.train()
-    window_start, window_images = time.perf_counter(), 0
-    while step < total_steps:
-        for (images_q, images_k), _ in loader:
-            images_q = images_q.to(accelerator.device, non_blocking=True, memory_format=memory_format)
-            images_k = images_k.to(accelerator.device, non_blocking=True, memory_format=memory_format)
-            with accelerator.accumulate(query_encoder):
-                loss, logits, target, keys = contrastive_step(
-                    query_encoder,
-                    key_encoder,
-                    queue,
-                    images_q,
-                    images_k,
-                    accelerator,
-                    step_generator(data_config.seed, micro_step),
-                    config.margin,
-                    config.temperature,
-                    config.shuffle_bn_groups,
-                )
-                accelerator.backward(loss)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            if queue is not None:
-                queue.enqueue(accelerator.gather(keys))
-            micro_step += 1
-            window_images += images_q.shape[0] * accelerator.num_processes
-            if not accelerator.sync_gradients:
-                continue
-            momentum_update(accelerator.unwrap_model(query_encoder), key_encoder, config.key_momentum)
-            step += 1
-            scheduler.step_update(step)
-            guard.observe(loss, step)
-            progress_bar.update(1)
-            if step % config.log_every == 0 or step == total_steps:
-                guard.check(checkpoints, step)
-                loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
-                accuracy = accelerator.reduce((logits.argmax(dim=1) == target).float().mean(), reduction="mean")
-                elapsed = time.perf_counter() - window_start
-                record = {
-                    "step": step,
-                    "epoch": step / steps_per_epoch,
-                    "loss": loss_value,
-                    "contrastive_accuracy": accuracy.item(),
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "images_per_second": window_images / elapsed,
-                }
-                metrics.write(record)
-                accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
-                progress_bar.set_postfix(loss=f"{loss_value:.3f}", acc=f"{record['contrastive_accuracy']:.2f}")
-                window_start, window_images = time.perf_counter(), 0
-            if step % config.checkpoint_every == 0 or step % steps_per_epoch == 0 or step == total_steps:
-                guard.check(checkpoints, step)
-                save_checkpoint()
-            if step >= total_steps:
-                break
-    progress_bar.close()
+    with tqdm(
+        total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc="teacher"
+    ) as progress_bar:
+        query_encoder.train()
+        key_encoder.train()
+        window_start, window_images = time.perf_counter(), 0
+        while step < total_steps:
+            for (images_q, images_k), _ in loader:
+                images_q = images_q.to(accelerator.device, non_blocking=True, memory_format=memory_format)
+                images_k = images_k.to(accelerator.device, non_blocking=True, memory_format=memory_format)
+                with accelerator.accumulate(query_encoder):
+                    loss, logits, target, keys = contrastive_step(
+                        query_encoder,
+                        key_encoder,
+                        queue,
+                        images_q,
+                        images_k,
+                        accelerator,
+                        step_generator(data_config.seed, micro_step),
+                        config.margin,
+                        config.temperature,
+                        config.shuffle_bn_groups,
+                    )
+                    accelerator.backward(loss)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                if queue is not None:
+                    queue.enqueue(accelerator.gather(keys))
+                micro_step += 1
+                window_images += images_q.shape[0] * accelerator.num_processes
+                if not accelerator.sync_gradients:
+                    continue
+                momentum_update(accelerator.unwrap_model(query_encoder), key_encoder, config.key_momentum)
+                step += 1
+                scheduler.step_update(step)
+                guard.observe(loss, step)
+                progress_bar.update(1)
+                if step % config.log_every == 0 or step == total_steps:
+                    guard.check(checkpoints, step)
+                    loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
+                    accuracy = accelerator.reduce((logits.argmax(dim=1) == target).float().mean(), reduction="mean")
+                    elapsed = time.perf_counter() - window_start
+                    record = {
+                        "step": step,
+                        "epoch": step / steps_per_epoch,
+                        "loss": loss_value,
+                        "contrastive_accuracy": accuracy.item(),
+                        "lr": optimizer.param_groups[0]["lr"],
+                        "images_per_second": window_images / elapsed,
+                    }
+                    metrics.write(record)
+                    accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
+                    progress_bar.set_postfix(loss=f"{loss_value:.3f}", acc=f"{record['contrastive_accuracy']:.2f}")
+                    window_start, window_images = time.perf_counter(), 0
+                if step % config.checkpoint_every == 0 or step % steps_per_epoch == 0 or step == total_steps:
+                    guard.check(checkpoints, step)
+                    save_checkpoint()
+                if step >= total_steps:
+                    break
 
     final = output / "final"
     if accelerator.is_main_process:
