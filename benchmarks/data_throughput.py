@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    transform = student_train_transform(args.resolution, DATA_CONFIG, auto_augment=False)
+    transform = student_train_transform(args.resolution, DATA_CONFIG, auto_augment=None)
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -1,7 +1,10 @@
 """Distillation overhead: OFD + cross-entropy step time over a plain cross-entropy step.
 
-The same student, batch and resolution; the two steps alternate for several rounds. The floor
-is about 1 + the share of the frozen teacher's forward pass, also printed.
+Both are the student phase's optimizer step exactly as ``train-student`` runs it
+(``train_micro_step`` over ``StudentPhase``): distilling from a teacher from the first step, and
+from scratch without a teacher (the baseline). The same student, batch and resolution; the two
+steps alternate for several rounds. The floor is about 1 + the share of the frozen teacher's
+forward pass, also printed.
 
     python benchmarks/distill_step.py --architecture vipriors_resnet18 --resolution 64 --batch-size 64
 """
@@ -11,25 +14,16 @@ import statistics
 import time
 from collections.abc import Callable
 
-import timm
 import torch
 from accelerate import Accelerator
-
-import vipriors_hub  # noqa: F401  (registers the family)
-from vipriors_hub.losses import ofd_loss
-from vipriors_hub.train.distill import FrozenTeacher, StudentWithConnectors, student_from_teacher
+from common import random_teacher, student_step, synchronize
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def seconds_per_step(step: Callable[[torch.Tensor, torch.Tensor], None], batches: list, device: torch.device) -> float:
+def seconds_per_step(step: Callable[[tuple], object], batches: list, device: torch.device) -> float:
     synchronize(device)
     start = time.perf_counter()
-    for images, labels in batches:
-        step(images, labels)
+    for batch in batches:
+        step(batch)
     synchronize(device)
     return (time.perf_counter() - start) / len(batches)
 
@@ -44,41 +38,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--mixed-precision", default="no")
+    parser.add_argument("--compile-loss", action="store_true", help="train-student --compile-loss")
     args = parser.parse_args()
     accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=not torch.cuda.is_available())
     device = accelerator.device
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    teacher = timm.create_model(args.architecture, num_classes=0)
-    distilled = StudentWithConnectors(
-        student_from_teacher(args.architecture, teacher, args.classes, "teacher"), teacher
+    common = dict(
+        architecture=args.architecture,
+        resolution=args.resolution,
+        batch_size=args.batch_size,
+        channels_last=args.channels_last,
+        compile_loss=args.compile_loss,
+        lr=0.01,
     )
-    distilled = distilled.to(device, memory_format=memory_format)
-    frozen = FrozenTeacher(teacher).to(device, memory_format=memory_format)
-    plain = timm.create_model(args.architecture, num_classes=args.classes).to(device, memory_format=memory_format)
-    criterion = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
-    optimizers = {
-        name: torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-        for name, model in (("distil", distilled), ("plain", plain))
-    }
+    distil = student_step(accelerator, args.classes, random_teacher(args.architecture), **common)
+    plain = student_step(accelerator, args.classes, None, init="scratch", distill_weight=0.0, **common)
 
-    def distil_step(images: torch.Tensor, labels: torch.Tensor) -> None:
+    def teacher_forward(batch: tuple) -> None:
         with accelerator.autocast():
-            logits, connected = distilled(images)
-            loss = criterion(logits.float(), labels) + 1e-4 * ofd_loss(connected, frozen(images), distilled.ofd.margins)
-        loss.backward()
-        optimizers["distil"].step()
-        optimizers["distil"].zero_grad(set_to_none=True)
-
-    def plain_step(images: torch.Tensor, labels: torch.Tensor) -> None:
-        with accelerator.autocast():
-            loss = criterion(plain(images).float(), labels)
-        loss.backward()
-        optimizers["plain"].step()
-        optimizers["plain"].zero_grad(set_to_none=True)
-
-    def teacher_forward(images: torch.Tensor, labels: torch.Tensor) -> None:
-        with accelerator.autocast():
-            frozen(images)
+            distil.phase.teacher(batch[0].to(device))
 
     shape = (args.batch_size, 3, args.resolution, args.resolution)
     batches = [
@@ -88,9 +66,9 @@ def main() -> None:
         )
         for _ in range(args.steps)
     ]
-    steps = {"distil": distil_step, "plain": plain_step, "teacher forward": teacher_forward}
+    steps = {"distil": distil, "plain": plain, "teacher forward": teacher_forward}
     for step in steps.values():
-        step(*batches[0])
+        step(batches[0])
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(args.rounds):
         for name, step in steps.items():

@@ -1,15 +1,19 @@
-"""GPU check: teacher and student steps of ResNet-50 at 224 px, bf16 + channels_last against fp32.
+"""GPU check: the trainers' own teacher and student steps on ResNet-50 at 224 px, batch 256.
 
-For each precision it runs a few hundred steps of the phase-1 step (MoCo + margin loss, queue,
-momentum encoder, shuffle-BN) and of the phase-2 step (student + frozen teacher + OFD +
-label-smoothed cross-entropy) on a fixed pool of synthetic batches, and prints img/s, peak GPU
-memory, and whether the loss stayed finite and went down. With more than one GPU it also runs
-the teacher step in one process per GPU and checks that the queue and the weights agree.
-Each precision runs in its own process (accelerate fixes the precision once per process).
+For each precision (bf16, fp32) and each execution mode (eager, ``--torchcompile``) it runs the
+phase-1 step (``TeacherPhase``: MoCo + margin loss, queue, momentum encoder, shuffle-BN) and the
+phase-2 step (``StudentPhase``: student + connectors + frozen teacher + OFD + label-smoothed
+cross-entropy), exactly as ``train-teacher`` / ``train-student`` run them (``train_micro_step``),
+on a fixed pool of synthetic batches, and reports img/s, peak GPU memory and whether the loss stayed
+finite and went down. Each precision runs in its own process (accelerate fixes the precision once
+per process); results are written after every measurement, so a run cut short keeps what it did.
 
-    python benchmarks/gpu_check.py                       # on a CUDA machine, under 5 minutes on one H100
-    python benchmarks/gpu_check.py --dry-run             # tiny model on CPU: checks the script itself
-    python benchmarks/gpu_check.py --json-out results.json
+    python benchmarks/gpu_check.py --json-out gpu_check.json     # on a CUDA machine
+    python benchmarks/gpu_check.py --dry-run --json-out dry.json  # tiny model on CPU: checks the script
+
+JSON layout: ``{"device": ..., "teacher": {"bf16": {"images_per_second": N, "mode": "compile", ...,
+"modes": {"eager": {...}, "compile": {...}}}, "fp32": {...}}, "student": {...}}``; the top-level
+figures of a precision are those of its fastest mode whose loss stayed finite.
 """
 
 import argparse
@@ -18,140 +22,114 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
-import timm
 import torch
 from accelerate import Accelerator
+from common import TrainerStep, random_teacher, student_step, synchronize, teacher_step
 
-import vipriors_hub  # noqa: F401  (registers the family)
-from vipriors_hub.losses import ofd_loss
-from vipriors_hub.train.distill import FrozenTeacher, StudentWithConnectors, student_from_teacher
-from vipriors_hub.train.loop import step_generator
-from vipriors_hub.train.moco import KeyQueue, build_key_encoder, build_query_encoder, contrastive_step, momentum_update
+PRECISIONS = {"bf16": "bf16", "fp32": "no"}
 
 
-def synthetic_pool(args: argparse.Namespace, device: torch.device, memory_format: torch.memory_format) -> list:
-    """A few fixed batches (images, labels): the steps cycle through them, so the losses can go down."""
+def synthetic_pool(args: argparse.Namespace, device: torch.device) -> list[torch.Tensor]:
+    """A few fixed image batches ``(B, 3, R, R)`` on the device: the steps cycle through them."""
     generator = torch.Generator().manual_seed(0)
     shape = (args.batch_size, 3, args.resolution, args.resolution)
-    return [
-        (
-            torch.randn(shape, generator=generator).to(device).contiguous(memory_format=memory_format),
-            torch.randint(0, args.classes, (args.batch_size,), generator=generator).to(device),
-        )
-        for _ in range(args.pool)
-    ]
+    return [torch.randn(shape, generator=generator).to(device) for _ in range(args.pool)]
 
 
-def teacher_step(args: argparse.Namespace, accelerator: Accelerator, memory_format: torch.memory_format):
-    query = build_query_encoder(args.architecture).to(accelerator.device, memory_format=memory_format)
-    key = build_key_encoder(query)
-    queue = KeyQueue(args.queue_size, 128).to(accelerator.device)
-    optimizer = torch.optim.SGD(query.parameters(), lr=0.03 * args.batch_size / 256, momentum=0.9, weight_decay=1e-4)
-    query, optimizer = accelerator.prepare(query, optimizer)
-    state = {"step": 0}
-
-    def step(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        noise = torch.randn_like(images) * 0.1
-        out = contrastive_step(
-            query,
-            key,
-            queue,
-            images + noise,
-            images.flip(-1) - noise,
-            accelerator,
-            step_generator(0, state["step"]),
-            0.4,
-            0.2,
-        )
-        accelerator.backward(out.loss)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        queue.enqueue(accelerator.gather(out.keys))
-        momentum_update(accelerator.unwrap_model(query), key, 0.99)
-        state["step"] += 1
-        return out.loss.detach()
-
-    return step, (query, key, queue)
+def build(phase: str, mode: str, args: argparse.Namespace, accelerator: Accelerator) -> TrainerStep:
+    """The trainer's step of ``phase`` with the settings of ``train-teacher`` / ``train-student``."""
+    common = dict(
+        architecture=args.architecture,
+        resolution=args.resolution,
+        batch_size=args.batch_size,
+        channels_last=True,
+        torch_compile=mode == "compile",
+    )
+    if phase == "teacher":
+        return teacher_step(accelerator, queue_size=args.queue_size, lr=0.03 * args.batch_size / 256, **common)
+    teacher = random_teacher(args.architecture)
+    return student_step(accelerator, args.classes, teacher, lr=0.1 * args.batch_size / 256, **common)
 
 
-def student_step(args: argparse.Namespace, accelerator: Accelerator, memory_format: torch.memory_format):
-    teacher = timm.create_model(args.architecture, num_classes=0, zero_init_last=False)
-    model = StudentWithConnectors(student_from_teacher(args.architecture, teacher, args.classes, "teacher"), teacher)
-    model = model.to(accelerator.device, memory_format=memory_format)
-    frozen = FrozenTeacher(teacher).to(accelerator.device, memory_format=memory_format)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1 * args.batch_size / 256, momentum=0.9, nesterov=True)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    criterion = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
-
-    def step(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        with accelerator.autocast():
-            logits, connected = model(images)
-            margins = accelerator.unwrap_model(model).ofd.margins
-            loss = criterion(logits.float(), labels) + 1e-4 * ofd_loss(connected, frozen(images), margins)
-        accelerator.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return loss.detach()
-
-    return step, (model,)
+def batches_for(phase: str, pool: list[torch.Tensor], classes: int) -> list:
+    """Loader-shaped batches: two noisy views for the teacher, images and labels for the student."""
+    generator = torch.Generator().manual_seed(1)
+    labels = [torch.randint(0, classes, (len(images),), generator=generator).to(images.device) for images in pool]
+    if phase == "teacher":
+        return [((images + 0.1 * images.flip(-2), images.flip(-1)), label) for images, label in zip(pool, labels)]
+    return list(zip(pool, labels, strict=True))
 
 
-def run_steps(step, pool: list, steps: int, warmup: int, device: torch.device, batch_size: int) -> dict:
-    """Warm up, then time ``steps`` steps: img/s (this process), peak memory, loss checks."""
+def measure(step: TrainerStep, batches: list, steps: int, warmup: int, device: torch.device) -> dict:
+    """Warm up (compilation included), then time ``steps`` steps: img/s, peak memory, loss checks."""
+    start = time.perf_counter()
     for index in range(warmup):
-        step(*pool[index % len(pool)])
+        step(batches[index % len(batches)])
+    synchronize(device)
+    warmup_seconds = time.perf_counter() - start
     if device.type == "cuda":
-        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     losses = []
     start = time.perf_counter()
     for index in range(steps):
-        losses.append(step(*pool[index % len(pool)]))
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+        losses.append(step(batches[index % len(batches)]))
+    synchronize(device)
     elapsed = time.perf_counter() - start
     values = torch.stack(losses).float().cpu()
     window = max(1, steps // 5)
+    batch = len(batches[0][1])
     return {
-        "images_per_second": steps * batch_size / elapsed,
+        "images_per_second": steps * batch / elapsed,
+        "step_ms": 1000 * elapsed / steps,
+        "warmup_seconds": warmup_seconds,
         "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else 0.0,
         "loss_first": values[:window].mean().item(),
         "loss_last": values[-window:].mean().item(),
         "loss_finite": bool(torch.isfinite(values).all()),
-        "loss_decreasing": bool(values[-window:].mean() < values[window : 2 * window].mean()),
+        "loss_decreasing": bool(values[-window:].mean() < values[:window].mean()),
     }
 
 
-def one_precision(args: argparse.Namespace) -> dict:
-    """Teacher and student steps in this process, at ``args.precision``."""
+def one_precision(args: argparse.Namespace) -> None:
+    """Both phases in every mode at ``args.precision``, in this process; one JSON line per result."""
     cpu = args.dry_run or not torch.cuda.is_available()
-    accelerator = Accelerator(mixed_precision="no" if cpu else args.precision, cpu=cpu)
+    accelerator = Accelerator(mixed_precision="no" if cpu else PRECISIONS[args.precision], cpu=cpu)
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    pool = synthetic_pool(args, accelerator.device, memory_format)
-    results = {
-        "precision": accelerator.mixed_precision,
-        "channels_last": args.channels_last,
-        "processes": accelerator.num_processes,
-    }
-    for name, build in (("teacher", teacher_step), ("student", student_step)):
-        torch.manual_seed(0)
-        step, modules = build(args, accelerator, memory_format)
-        results[name] = run_steps(step, pool, args.steps, args.warmup, accelerator.device, args.batch_size)
-        if name == "teacher" and accelerator.num_processes > 1:
-            query, key, queue = modules
-            gathered = accelerator.gather(queue.keys[None]).cpu()
-            weights = accelerator.gather(torch.cat([p.detach().flatten()[:1000] for p in key.parameters()])[None])
-            results["teacher"]["queues_agree"] = bool((gathered == gathered[0]).all())
-            results["teacher"]["key_weights_agree"] = bool((weights == weights[0]).all())
-        del step, modules
-        if accelerator.device.type == "cuda":
-            torch.cuda.empty_cache()
-    return results
+    pool = synthetic_pool(args, accelerator.device)
+    for phase in args.phases:
+        for mode in args.modes:
+            torch.manual_seed(0)
+            record = {"phase": phase, "precision": args.precision, "mode": mode}
+            try:
+                step = build(phase, mode, args, accelerator)
+                batches = batches_for(phase, pool, args.classes)
+                record.update(measure(step, batches, args.steps, args.warmup, accelerator.device))
+                del step, batches
+            except Exception as error:  # a mode that fails is reported, the others still run
+                record["error"] = "".join(traceback.format_exception_only(error)).strip()[-2000:]
+            print(json.dumps(record), flush=True)
+            if accelerator.device.type == "cuda":
+                torch.cuda.empty_cache()
+
+
+def summarise(records: list[dict], device: str) -> dict:
+    """The committed layout: per phase and precision, the fastest finite mode's figures and every mode."""
+    summary: dict = {"device": device}
+    for record in records:
+        modes = summary.setdefault(record["phase"], {}).setdefault(record["precision"], {"modes": {}})["modes"]
+        modes[record["mode"]] = {k: v for k, v in record.items() if k not in ("phase", "precision", "mode")}
+    for phase in ("teacher", "student"):
+        for entry in summary.get(phase, {}).values():
+            good = {m: r for m, r in entry["modes"].items() if r.get("loss_finite")}
+            if good:
+                best = max(good, key=lambda m: good[m]["images_per_second"])
+                entry.update({"mode": best, **good[best]})
+    return summary
 
 
 def main() -> None:
@@ -161,60 +139,40 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--classes", type=int, default=1000)
-    parser.add_argument("--queue-size", type=int, help="default: (pool - 1) x batch, so no image meets itself")
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--warmup", type=int, default=15)
+    parser.add_argument("--queue-size", type=int, default=4096)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--pool", type=int, default=4, help="fixed synthetic batches cycled through")
-    parser.add_argument("--precision", help="run one precision in this process (internal)")
-    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--json-out", help="also write the results here")
+    parser.add_argument("--phases", nargs="+", default=["teacher", "student"], choices=["teacher", "student"])
+    parser.add_argument("--modes", nargs="+", default=["eager", "compile"], choices=["eager", "compile"])
+    parser.add_argument("--precisions", nargs="+", default=["bf16", "fp32"], choices=list(PRECISIONS))
+    parser.add_argument("--precision", help=argparse.SUPPRESS)
+    parser.add_argument("--json-out", help="write the summary here (rewritten after every measurement)")
     args = parser.parse_args()
     if args.dry_run:
         args.architecture, args.resolution, args.batch_size = "vipriors_resnet_tiny", 32, 8
-        args.classes, args.steps, args.warmup = 10, 10, 2
-    args.queue_size = args.queue_size or (args.pool - 1) * args.batch_size
+        args.classes, args.steps, args.warmup, args.queue_size = 10, 6, 2, 16
     if args.precision:
-        print(json.dumps(one_precision(args)))
+        one_precision(args)
         return
 
-    results = []
-    passed = sys.argv[1:]
-    if "--json-out" in passed:
-        index = passed.index("--json-out")
-        passed = passed[:index] + passed[index + 2 :]
-    base = [sys.executable, os.path.abspath(__file__), *passed]
-    for precision in ("bf16", "no"):
-        output = subprocess.run([*base, "--precision", precision], capture_output=True, text=True, check=True)
-        results.append(json.loads(output.stdout.strip().splitlines()[-1]))
-    gpus = torch.cuda.device_count()
-    if gpus > 1 and not args.dry_run:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}"]
-        command += [os.path.abspath(__file__), "--precision", "bf16", "--steps", "30"]
-        output = subprocess.run(command, capture_output=True, text=True, check=True)
-        results.append({**json.loads(output.stdout.strip().splitlines()[-1]), "note": f"{gpus} processes"})
-
     device = torch.cuda.get_device_name() if torch.cuda.is_available() and not args.dry_run else "cpu"
-    print(
-        f"{args.architecture}, {args.resolution} px, batch {args.batch_size} per process, {args.steps} steps, {device}"
-    )
-    header = f"{'phase':<8} {'precision':<10} {'procs':>5} {'img/s':>9} {'peak GiB':>9}"
-    print(f"{header} {'loss first':>10} {'last':>7}  checks")
-    for result in results:
-        for phase in ("teacher", "student"):
-            r = result[phase]
-            checks = "finite" if r["loss_finite"] else "NON-FINITE"
-            checks += ", decreasing" if r["loss_decreasing"] else ", not decreasing"
-            for flag in ("queues_agree", "key_weights_agree"):
-                if flag in r:
-                    checks += f", {flag}={r[flag]}"
-            precision = result["precision"] if result["precision"] != "no" else "fp32/tf32"
-            print(
-                f"{phase:<8} {precision:<10} {result['processes']:>5} {r['images_per_second']:>9.1f} "
-                f"{r['peak_memory_gib']:>9.2f} {r['loss_first']:>10.3f} {r['loss_last']:>7.3f}  {checks}"
-            )
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"device": device, "results": results}, indent=2))
-    ok = all(r[p]["loss_finite"] for r in results for p in ("teacher", "student"))
+    records: list[dict] = []
+    passed = [a for i, a in enumerate(sys.argv[1:]) if a != "--json-out" and sys.argv[i] != "--json-out"]
+    for precision in args.precisions:
+        command = [sys.executable, os.path.abspath(__file__), *passed, "--precision", precision]
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+            for line in process.stdout:
+                if line.startswith("{"):
+                    records.append(json.loads(line))
+                    record = records[-1]
+                    figure = f"{record['images_per_second']:9.1f} img/s" if "error" not in record else "FAILED"
+                    print(f"{record['phase']:<8} {precision:<5} {record['mode']:<8} {figure}", flush=True)
+                    if args.json_out:
+                        Path(args.json_out).write_text(json.dumps(summarise(records, device), indent=2))
+    summary = summarise(records, device)
+    print(json.dumps(summary, indent=2))
+    ok = all(r.get("loss_finite") for r in records)
     sys.exit(0 if ok else 1)
 
 

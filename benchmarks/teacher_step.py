@@ -1,8 +1,10 @@
-"""Teacher step throughput: our MoCo + margin step against one built from lightly's MoCo v2 blocks.
+"""Teacher step throughput: the trainer's MoCo + margin step against one built from lightly's MoCo v2 blocks.
 
-Both use the same timm backbone, batch, resolution, optimizer and queue size; they run in
-alternation for several rounds and the median img/s of each is printed. Then the share of our
-step spent in the loss, the queue update and the momentum update is measured.
+Ours is the teacher phase's optimizer step exactly as ``train-teacher`` runs it
+(``vipriors_hub.train.loop.train_micro_step`` over ``TeacherPhase``). Both use the same timm
+backbone, batch, resolution, SGD and queue size; they run in alternation for several rounds and the
+median img/s of each is printed. Then the share of our step spent in the loss, the queue update and
+the momentum update is measured.
 
     pip install -e ".[bench]"
     python benchmarks/teacher_step.py --architecture vipriors_resnet18 --resolution 64 --batch-size 64
@@ -15,43 +17,27 @@ import time
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
+from common import TrainerStep, synchronize, teacher_step
 from lightly.loss import NTXentLoss
 from lightly.models.modules import MoCoProjectionHead
 from lightly.models.utils import batch_shuffle, batch_unshuffle, deactivate_requires_grad, update_momentum
 from timm import create_model
 from torch import nn
 
-import vipriors_hub  # noqa: F401  (registers the family)
-from vipriors_hub.losses import margin_contrastive_logits
-from vipriors_hub.train.loop import step_generator
-from vipriors_hub.train.moco import KeyQueue, build_key_encoder, build_query_encoder, contrastive_step, momentum_update
 
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def ours(args: argparse.Namespace, accelerator: Accelerator) -> Callable[[torch.Tensor, torch.Tensor], None]:
-    query = build_query_encoder(args.architecture).to(accelerator.device, memory_format=args.memory_format)
-    key = build_key_encoder(query)
-    queue = KeyQueue(args.queue_size, 128).to(accelerator.device)
-    optimizer = torch.optim.SGD(query.parameters(), lr=0.03, momentum=0.9, weight_decay=1e-4)
-    step = [0]
-
-    def run(images_q: torch.Tensor, images_k: torch.Tensor) -> None:
-        out = contrastive_step(
-            query, key, queue, images_q, images_k, accelerator, step_generator(0, step[0]), 0.4, 0.2, args.groups
-        )
-        out.loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        queue.enqueue(out.keys)
-        momentum_update(query, key, 0.999)
-        step[0] += 1
-
-    return run
+def ours(args: argparse.Namespace, accelerator: Accelerator) -> TrainerStep:
+    return teacher_step(
+        accelerator,
+        architecture=args.architecture,
+        resolution=args.resolution,
+        batch_size=args.batch_size,
+        queue_size=args.queue_size,
+        shuffle_bn_groups=args.groups,
+        channels_last=args.channels_last,
+        lr=0.03,
+    )
 
 
 class LightlyMoCo(nn.Module):
@@ -77,14 +63,15 @@ class LightlyMoCo(nn.Module):
         return batch_unshuffle(keys, shuffle)
 
 
-def lightly_step(args: argparse.Namespace, accelerator: Accelerator) -> Callable[[torch.Tensor, torch.Tensor], None]:
+def lightly_step(args: argparse.Namespace, accelerator: Accelerator) -> Callable[[tuple], None]:
     model = LightlyMoCo(args.architecture).to(accelerator.device, memory_format=args.memory_format)
     criterion = NTXentLoss(temperature=0.2, memory_bank_size=(args.queue_size, 128)).to(accelerator.device)
     optimizer = torch.optim.SGD(
         [p for p in model.parameters() if p.requires_grad], lr=0.03, momentum=0.9, weight_decay=1e-4
     )
 
-    def run(images_q: torch.Tensor, images_k: torch.Tensor) -> None:
+    def run(batch: tuple) -> None:
+        (images_q, images_k), _ = batch
         update_momentum(model.backbone, model.backbone_momentum, m=0.999)
         update_momentum(model.projection_head, model.projection_head_momentum, m=0.999)
         with accelerator.autocast():
@@ -101,43 +88,34 @@ def lightly_step(args: argparse.Namespace, accelerator: Accelerator) -> Callable
 def images_per_second(step: Callable, batches: list, device: torch.device) -> float:
     synchronize(device)
     start = time.perf_counter()
-    for images_q, images_k in batches:
-        step(images_q, images_k)
+    for batch in batches:
+        step(batch)
     synchronize(device)
-    return len(batches) * len(batches[0][0]) / (time.perf_counter() - start)
+    return len(batches) * len(batches[0][1]) / (time.perf_counter() - start)
 
 
-def overhead_share(args: argparse.Namespace, accelerator: Accelerator, batches: list) -> dict[str, float]:
-    """Median time of our whole step and of its loss / queue / momentum parts."""
-    device = accelerator.device
-    query = build_query_encoder(args.architecture).to(device, memory_format=args.memory_format)
-    key = build_key_encoder(query)
-    queue = KeyQueue(args.queue_size, 128).to(device)
-    optimizer = torch.optim.SGD(query.parameters(), lr=0.03, momentum=0.9)
+def overhead_share(step: TrainerStep, batches: list, device: torch.device) -> dict[str, float]:
+    """Median time of our whole step and of its loss / queue / momentum parts (each part timed again
+    on its own after the step, with the phase's own modules)."""
+    phase = step.phase
     parts: dict[str, list[float]] = {"step": [], "loss": [], "queue": [], "momentum": []}
-    for step, (images_q, images_k) in enumerate(batches):
+    for batch in batches:
         synchronize(device)
         start = time.perf_counter()
-        out = contrastive_step(
-            query, key, queue, images_q, images_k, accelerator, step_generator(0, step), 0.4, 0.2, args.groups
-        )
-        out.loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        step(batch)
         synchronize(device)
         t0 = time.perf_counter()
-        queue.enqueue(out.keys)
+        phase.after_micro_step()
         synchronize(device)
         t1 = time.perf_counter()
-        momentum_update(query, key, 0.999)
+        phase.after_optimizer_step()
         synchronize(device)
         t2 = time.perf_counter()
-        query_features = torch.nn.functional.normalize(torch.randn_like(out.keys), dim=1).requires_grad_()
-        logits = margin_contrastive_logits(query_features, out.keys, queue.keys, 0.4, 0.2)
-        torch.nn.functional.cross_entropy(logits, out.target).backward()
+        query = F.normalize(torch.randn_like(phase.keys), dim=1).requires_grad_()
+        phase.criterion(query, phase.keys, phase.queue.keys).backward()
         synchronize(device)
         t3 = time.perf_counter()
-        parts["step"].append(t2 - start)
+        parts["step"].append(t0 - start)
         parts["queue"].append(t1 - t0)
         parts["momentum"].append(t2 - t1)
         parts["loss"].append(t3 - t2)
@@ -162,14 +140,17 @@ def main() -> None:
     shape = (args.batch_size, 3, args.resolution, args.resolution)
     batches = [
         (
-            torch.randn(shape, device=device).contiguous(memory_format=args.memory_format),
-            torch.randn(shape, device=device).contiguous(memory_format=args.memory_format),
+            (
+                torch.randn(shape, device=device).contiguous(memory_format=args.memory_format),
+                torch.randn(shape, device=device).contiguous(memory_format=args.memory_format),
+            ),
+            torch.zeros(args.batch_size, dtype=torch.long),
         )
         for _ in range(args.steps)
     ]
     steps = {"vipriors_hub": ours(args, accelerator), "lightly": lightly_step(args, accelerator)}
     for step in steps.values():
-        step(*batches[0])
+        step(batches[0])
     results: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(args.rounds):
         for name, step in steps.items():
@@ -182,7 +163,7 @@ def main() -> None:
     for name, value in medians.items():
         print(f"{name:<14} {value:9.1f} img/s (median of {args.rounds} rounds x {args.steps} steps)")
     print(f"ratio vipriors_hub / lightly: {medians['vipriors_hub'] / medians['lightly']:.2f}")
-    parts = overhead_share(args, accelerator, batches)
+    parts = overhead_share(steps["vipriors_hub"], batches, device)
     for name in ("loss", "queue", "momentum"):
         print(f"{name:<9} {1000 * parts[name]:8.3f} ms  {100 * parts[name] / parts['step']:5.2f}% of the step")
     share = (parts["loss"] + parts["queue"] + parts["momentum"]) / parts["step"]

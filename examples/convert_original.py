@@ -8,7 +8,7 @@ import argparse
 
 import timm
 
-from vipriors_hub.train.hub import convert_checkpoint
+from vipriors_hub.hub import convert_checkpoint
 
 
 def main(argv: list[str] | None = None) -> dict:

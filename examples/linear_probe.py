@@ -7,7 +7,7 @@ python examples/linear_probe.py runs/teacher/final --dataset fashion-mnist --dat
 import argparse
 
 from vipriors_hub.data import DataConfig
-from vipriors_hub.train.evaluate import TeacherEvalConfig, evaluate_teacher
+from vipriors_hub.evaluate import TeacherEvalConfig, evaluate_teacher
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -8,7 +8,7 @@ Log in first (`hf auth login`, or set HF_TOKEN); the token is never printed or w
 import argparse
 from pathlib import Path
 
-from vipriors_hub.train.hub import export_run, family_architecture, push_to_hub
+from vipriors_hub.hub import export_run, family_architecture, push_to_hub
 
 
 def main(argv: list[str] | None = None) -> list[str]:

@@ -111,6 +111,7 @@ TINY_TEACHER = dict(
     base_lr=0.12,
     key_momentum=0.99,
     num_workers=0,
+    gradient_accumulation_steps=1,
     log_every=1,
     report_to="none",
 )
@@ -160,7 +161,14 @@ def teacher_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 TINY_STUDENT = dict(
-    resolution=32, batch_size=64, num_workers=0, log_every=1, report_to="none", no_distill_epochs=1, schedule="cosine"
+    resolution=32,
+    batch_size=64,
+    gradient_accumulation_steps=1,
+    num_workers=0,
+    log_every=1,
+    report_to="none",
+    no_distill_epochs=1,
+    schedule="cosine",
 )
 
 

@@ -1,4 +1,5 @@
-"""Run by ``torchrun --nproc_per_node 2`` from test_teacher.py: a few MoCo steps on 2 CPU processes.
+"""Run by ``torchrun --nproc_per_node 2`` from test_teacher.py: a few steps of the trainer's MoCo phase
+on 2 CPU processes.
 
 Each rank writes what it holds afterwards to ``OUT/rank{r}.safetensors`` for the test to compare.
 """
@@ -11,15 +12,10 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from safetensors.torch import save_file
 
-from vipriors_hub.train.loop import step_generator
-from vipriors_hub.train.moco import (
-    KeyQueue,
-    build_key_encoder,
-    build_query_encoder,
-    contrastive_step,
-    momentum_update,
-    shuffled_key_forward,
-)
+from vipriors_hub.train.loop import prepare_phase, train_micro_step
+from vipriors_hub.train.moco import shuffled_key_forward
+from vipriors_hub.train.run import step_generator
+from vipriors_hub.train.teacher import TeacherConfig, TeacherPhase
 
 
 def flat(module: torch.nn.Module) -> torch.Tensor:
@@ -30,24 +26,25 @@ def main(out: Path) -> None:
     accelerator = Accelerator(cpu=True)
     rank = accelerator.process_index
     set_seed(0)
-    query = build_query_encoder("vipriors_resnet_tiny", projection_dim=16)
-    key = build_key_encoder(query)
-    queue = KeyQueue(size=20, dim=16)
-    optimizer = torch.optim.SGD(query.parameters(), lr=0.1, momentum=0.9)
-    query, optimizer = accelerator.prepare(query, optimizer)
-    initial_key = flat(key).clone()
+    config = TeacherConfig(
+        architecture="vipriors_resnet_tiny",
+        resolution=32,
+        batch_size=3,
+        projection_dim=16,
+        queue_size=20,
+        key_momentum=0.99,
+        lr=0.1,
+        gradient_accumulation_steps=1,
+        cpu=True,
+    )
+    phase = TeacherPhase(config, accelerator, seed=0)
+    model, optimizer, _ = prepare_phase(phase, config, accelerator, steps_per_epoch=4, total_steps=4)
+    initial_key = flat(phase.key_encoder).clone()
     for step in range(4):
         generator = torch.Generator().manual_seed(1000 * rank + step)
-        images_q = torch.randn(3, 3, 32, 32, generator=generator)
-        images_k = torch.randn(3, 3, 32, 32, generator=generator)
-        out_step = contrastive_step(
-            query, key, queue, images_q, images_k, accelerator, step_generator(0, step), 0.4, 0.2
-        )
-        accelerator.backward(out_step.loss)
-        optimizer.step()
-        optimizer.zero_grad()
-        queue.enqueue(accelerator.gather(out_step.keys))
-        momentum_update(accelerator.unwrap_model(query), key, 0.99)
+        views = (torch.randn(3, 3, 32, 32, generator=generator), torch.randn(3, 3, 32, 32, generator=generator))
+        train_micro_step(accelerator, phase, model, optimizer, (views, torch.zeros(3)), step)
+    queue, key = phase.queue, phase.key_encoder
 
     seen: list[torch.Tensor] = []
 
@@ -61,8 +58,8 @@ def main(out: Path) -> None:
         {
             "queue": queue.keys,
             "pointer": queue.pointer.reshape(1),
-            "last_local_keys": out_step.keys,
-            "query_params": flat(query),
+            "last_local_keys": phase.keys,
+            "query_params": flat(model),
             "key_params": flat(key),
             "initial_key_params": initial_key,
             "shuffle_round_trip_error": (shuffled - images.flatten(1)[:, :4] * 3).abs().max().reshape(1),

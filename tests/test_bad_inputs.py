@@ -52,17 +52,17 @@ def assert_one_line_error(code: int, stderr: str, expected: str = "") -> None:
         ("train-teacher", "--batch-size", "0", "--batch-size 0"),
         ("train-teacher", "--batch-size", "-4", "--batch-size -4"),
         ("train-teacher", "--checkpoint-every", "0", "--checkpoint-every 0"),
-        ("train-teacher", "--log-every", "0", "--log-every 0"),
-        ("train-teacher", "--gradient-accumulation-steps", "0", "--gradient-accumulation-steps 0"),
-        ("train-teacher", "--resolution", "0", "--resolution 0"),
-        ("train-teacher", "--resolution", "-5", "--resolution -5"),
+        ("train-teacher", "--log-interval", "0", "--log-interval 0"),
+        ("train-teacher", "--grad-accum-steps", "0", "--grad-accum-steps 0"),
+        ("train-teacher", "--img-size", "0", "--img-size 0"),
+        ("train-teacher", "--resolution", "-5", "--img-size -5"),
         ("train-teacher", "--queue-size", "-5", "--queue-size -5"),
-        ("train-teacher", "--base-lr", "nan", "--base-lr nan"),
+        ("train-teacher", "--lr-base", "nan", "--lr-base nan"),
         ("train-teacher", "--mixed-precision", "fp7", "invalid choice: 'fp7'"),
         ("train-teacher", "--report-to", "carrier-pigeon", "invalid choice: 'carrier-pigeon'"),
         ("train-teacher", "--per-class", "0", "--per-class 0"),
-        ("train-student", "--schedule", "linear", "invalid choice: 'linear'"),
-        ("train-student", "--label-smoothing", "1.5", "--label-smoothing 1.5"),
+        ("train-student", "--sched", "linear", "invalid choice: 'linear'"),
+        ("train-student", "--smoothing", "1.5", "--smoothing 1.5"),
         ("eval-teacher", "--knn-k", "0", "--knn-k 0"),
         ("evaluate", "--batch-size", "0", "argument --batch-size: 0 must be at least 1"),
         ("convert", "--num-classes", "-3", "argument --num-classes: -3 must be at least 0"),
@@ -186,7 +186,7 @@ def test_a_swap_killed_between_its_renames_is_recovered(tmp_path: Path, monkeypa
     import timm
     import torch
 
-    import vipriors_hub.train.hub as hub
+    import vipriors_hub.hub.folders as hub
 
     cfg = hub.pretrained_cfg_for("vipriors_resnet_tiny", "teacher", 32)
     first, second = (timm.create_model("vipriors_resnet_tiny", num_classes=0) for _ in range(2))
@@ -231,11 +231,11 @@ NUMERIC = numeric_flags()
 ENTRY_POINTS = {
     "train-teacher": "vipriors_hub.train.teacher.train_teacher",
     "train-student": "vipriors_hub.train.student.train_student",
-    "eval-teacher": "vipriors_hub.train.evaluate.evaluate_teacher",
-    "evaluate": "vipriors_hub.train.evaluate.evaluate_students",
+    "eval-teacher": "vipriors_hub.evaluate.evaluate_teacher",
+    "evaluate": "vipriors_hub.evaluate.evaluate_students",
     "demo": "vipriors_hub.demo.run_demo",
-    "convert": "vipriors_hub.train.hub.convert_checkpoint",
-    "export": "vipriors_hub.train.hub.export_run",
+    "convert": "vipriors_hub.hub.convert_checkpoint",
+    "export": "vipriors_hub.hub.export_run",
     "data-info": "vipriors_hub.cli.load_data",
 }
 

@@ -23,7 +23,7 @@ from vipriors_hub.data import (
     student_train_transform,
 )
 
-DATA_CONFIG = {"interpolation": "bilinear", "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+DATA_CONFIG = {"interpolation": "bilinear", "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25), "crop_pct": 0.875}
 
 
 def png(image: Image.Image) -> bytes:
@@ -75,7 +75,7 @@ def test_training_shares_are_even_and_reshuffled_every_epoch() -> None:
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_restored_state_continues_at_the_next_batch(num_workers: int) -> None:
     source = numbered_images(30)
-    transform = student_train_transform(8, DATA_CONFIG, auto_augment=True)
+    transform = student_train_transform(8, DATA_CONFIG, auto_augment="original")
 
     def loader() -> ResumableLoader:
         stream = ExampleStream(source, transform, shuffle=True, seed=5, rank=1, world_size=2, batch_size=4)
@@ -150,7 +150,7 @@ def test_transforms_make_the_views_each_phase_needs() -> None:
     torch.manual_seed(0)
     query, key = moco_v2_transform(24, DATA_CONFIG)(image)
     assert query.shape == key.shape == (3, 24, 24) and not torch.equal(query, key)
-    assert student_train_transform(24, DATA_CONFIG, auto_augment=False)(image).shape == (3, 24, 24)
+    assert student_train_transform(24, DATA_CONFIG, auto_augment=None)(image).shape == (3, 24, 24)
     first, second = eval_transform(24, DATA_CONFIG)(image), eval_transform(24, DATA_CONFIG)(image)
     assert first.shape == (3, 24, 24) and torch.equal(first, second)
 

@@ -24,7 +24,7 @@ def load_example(name: str):
 
 
 def test_predict_with_timm_and_transformers(student_run: Path, hf_cache, tmp_path: Path, capsys) -> None:
-    from vipriors_hub.train.hub import export_run
+    from vipriors_hub.hub import export_run
 
     folder = export_run(student_run, tmp_path / "export")
     hf_cache("someone/fashion-student", {p.name: p for p in folder.iterdir()})
@@ -133,10 +133,10 @@ def test_linear_probe_example(teacher_run: Path, tmp_path: Path) -> None:
 def test_push_example_publishes_both_phases(teacher_run: Path, student_run: Path, tmp_path: Path, monkeypatch) -> None:
     from test_hub import RecordingApi
 
-    import vipriors_hub.train.hub
+    import vipriors_hub.hub.publish
 
     api = RecordingApi()
-    monkeypatch.setattr(vipriors_hub.train.hub, "HfApi", lambda: api)
+    monkeypatch.setattr(vipriors_hub.hub.publish, "HfApi", lambda: api)
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "teacher").symlink_to(teacher_run)
     (tmp_path / "runs" / "student").symlink_to(student_run)
@@ -173,7 +173,7 @@ def test_two_process_cpu_config_launches_two_processes(tmp_path: Path) -> None:
     command += ["-m", "vipriors_hub", "train-teacher", "--cpu", "--max-steps", "2", "--output", str(tmp_path / "run")]
     command += ["--dataset", "fashion-mnist", "--data-dir", str(FASHION_DIR), "--per-class", "20"]
     command += [*TINY.split(), "--resolution", "32", "--batch-size", "16", "--queue-size", "64", "--num-workers", "0"]
-    command += ["--report-to", "none"]
+    command += ["--report-to", "none", "--grad-accum-steps", "1"]
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"}
     )

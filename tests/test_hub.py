@@ -11,15 +11,15 @@ from huggingface_hub import ModelCard
 from PIL import Image
 
 from vipriors_hub.errors import VipriorsError
+from vipriors_hub.hub import convert_checkpoint, export_run, push_to_hub
 from vipriors_hub.models import ARCHITECTURES, TIMM_EQUIVALENTS
-from vipriors_hub.train.hub import convert_checkpoint, export_run, push_to_hub
 
 
 @pytest.fixture(scope="module")
 def student_export(student_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     from conftest import FASHION
 
-    from vipriors_hub.train.evaluate import evaluate_students
+    from vipriors_hub.evaluate import evaluate_students
 
     folder = tmp_path_factory.mktemp("hub")
     results = evaluate_students([str(student_run / "final")], FASHION, "val", folder / "results.json", num_workers=0)

@@ -90,14 +90,47 @@ def test_frozen_teacher_does_not_change_while_the_student_trains() -> None:
     assert not frozen.training and not any(p.requires_grad for p in frozen.parameters())
     for _ in range(3):
         images = torch.randn(4, 3, 32, 32)
-        logits, connected = model(images)
-        loss = logits.logsumexp(1).mean() + ofd_loss(connected, frozen(images), model.ofd.margins)
+        logits, distillation = model(images, frozen(images))
+        loss = logits.logsumexp(1).mean() + distillation
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     after = teacher.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "teacher weights or BN statistics changed"
     assert not torch.equal(model.student.conv1.weight, before["conv1.weight"])
+
+
+def test_student_loss_is_the_ofd_module_on_connected_features() -> None:
+    teacher = timm.create_model("vipriors_resnet_tiny", num_classes=0, zero_init_last=False).eval()
+    model = StudentWithConnectors(student_from_teacher("vipriors_resnet_tiny", teacher, 5, "teacher"), teacher)
+    images = torch.randn(3, 3, 32, 32)
+    teacher_features = FrozenTeacher(teacher)(images)
+    logits, distillation = model(images, teacher_features)
+    expected_logits, features = forward_pre_relu_features(model.student, images)
+    connected = model.ofd.connect(features)
+    assert torch.equal(logits, expected_logits)
+    assert torch.allclose(distillation, ofd_loss(connected, teacher_features, model.ofd.margins))
+    _, without_teacher = model(images)
+    assert without_teacher.item() == 0.0
+    without_teacher.backward()
+    assert all(p.grad is not None for p in model.ofd.connectors.parameters()), "DDP needs every connector used"
+
+
+def test_teacher_bn_train_normalises_with_the_batch_and_never_learns() -> None:
+    teacher = timm.create_model("vipriors_resnet_tiny", num_classes=0, zero_init_last=False)
+    weights = {k: v.clone() for k, v in teacher.named_parameters()}
+    images = torch.randn(6, 3, 32, 32) * 3 + 1
+    batch_stats = FrozenTeacher(teacher, bn_mode="train").train()
+    assert not batch_stats.training and all(
+        m.training for m in batch_stats.modules() if isinstance(m, torch.nn.BatchNorm2d)
+    )
+    features = batch_stats(images)
+    _, expected = forward_pre_relu_features(teacher.train(), images)
+    assert all(torch.allclose(f, e) for f, e in zip(features, expected, strict=True))
+    running_stats = FrozenTeacher(teacher, bn_mode="eval")
+    assert not any(torch.allclose(f, r) for f, r in zip(features, running_stats(images), strict=True))
+    assert all(torch.equal(weights[k], v) for k, v in teacher.named_parameters())
+    assert not any(p.requires_grad for p in teacher.parameters())
 
 
 def test_student_starts_from_the_teacher_backbone() -> None:

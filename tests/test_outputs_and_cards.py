@@ -178,7 +178,7 @@ def test_student_cards_say_what_the_run_did(student_run: Path, teacher_run: Path
 
 
 def test_cards_and_configs_hold_no_local_path(teacher_run: Path, student_run: Path, tmp_path: Path) -> None:
-    from vipriors_hub.train.hub import export_run
+    from vipriors_hub.hub import export_run
 
     for run in (teacher_run, student_run):
         folder = export_run(run, tmp_path / run.name)
@@ -223,7 +223,7 @@ def test_results_of_another_checkpoint_are_refused(teacher_run: Path, student_ru
 def test_push_renders_the_card_for_the_repository_pushed_to(student_run: Path, tmp_path: Path) -> None:
     from test_hub import RecordingApi
 
-    from vipriors_hub.train.hub import export_run, push_to_hub
+    from vipriors_hub.hub import export_run, push_to_hub
 
     folder = export_run(student_run, tmp_path / "export", repo_id="someone/first", base_model="someone/first-teacher")
     uploaded: dict[str, str] = {}
@@ -243,8 +243,8 @@ def test_push_renders_the_card_for_the_repository_pushed_to(student_run: Path, t
 
 def test_ten_crop_memory_is_bounded_by_the_batch_size(student_run: Path, tmp_path: Path) -> None:
     from vipriors_hub.data import load_data
-    from vipriors_hub.train.evaluate import predict_probabilities
-    from vipriors_hub.train.hub import load_model_folder
+    from vipriors_hub.evaluate import predict_probabilities
+    from vipriors_hub.hub import load_model_folder
 
     model = load_model_folder(student_run / "final", expect="student")
     sizes: list[int] = []

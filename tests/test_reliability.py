@@ -14,7 +14,17 @@ from vipriors_hub.cli import main
 
 FASHION_ARGS = [*SHIPPED_FASHION_ARGS, "--per-class", "20"]
 COMMON = ["--architecture", "vipriors_resnet_tiny", "--resolution", "32", "--batch-size", "32", "--num-workers", "0"]
-COMMON += ["--report-to", "none", "--checkpoint-every", "3", "--log-every", "1", *FASHION_ARGS]
+COMMON += [
+    "--report-to",
+    "none",
+    "--checkpoint-every",
+    "3",
+    "--log-every",
+    "1",
+    "--grad-accum-steps",
+    "1",
+    *FASHION_ARGS,
+]
 RUNS = {
     "teacher": ["train-teacher", "--epochs", "6", "--queue-size", "96", "--key-momentum", "0.99", *COMMON],
     "student": ["train-student", "--epochs", "6", "--no-distill-epochs", "2", "--schedule", "cosine", *COMMON],
@@ -64,7 +74,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(phase: str, teacher_run:
 def test_a_kill_during_a_save_leaves_the_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from accelerate import Accelerator
 
-    from vipriors_hub.train.loop import CheckpointManager
+    from vipriors_hub.train.run import CheckpointManager
 
     accelerator = Accelerator(cpu=True)
     manager = CheckpointManager(accelerator, tmp_path / "checkpoints")
@@ -195,7 +205,7 @@ def test_bad_input_gets_one_clear_error_and_nothing_is_overwritten(
 def test_the_hub_token_is_written_nowhere(student_run: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     from test_hub import RecordingApi
 
-    from vipriors_hub.train.hub import push_to_hub
+    from vipriors_hub.hub import push_to_hub
 
     token = "hf_vipriorsSECRETtoken0123456789"
     monkeypatch.setenv("HF_TOKEN", token)
@@ -217,7 +227,7 @@ def test_non_finite_guard_names_the_first_bad_step(tmp_path: Path) -> None:
     from accelerate import Accelerator
 
     from vipriors_hub.errors import VipriorsError
-    from vipriors_hub.train.loop import CheckpointManager, NonFiniteGuard
+    from vipriors_hub.train.run import CheckpointManager, NonFiniteGuard
 
     accelerator = Accelerator(cpu=True)
     guard, manager = NonFiniteGuard(accelerator, torch.nn.Linear(2, 2)), CheckpointManager(accelerator, tmp_path)

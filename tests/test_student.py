@@ -12,8 +12,8 @@ from PIL import Image
 from vipriors_hub.cli import main
 from vipriors_hub.data import DataConfig, load_data, ten_crop_transform
 from vipriors_hub.errors import VipriorsError
-from vipriors_hub.train.evaluate import evaluate_students, predict_probabilities, read_submission, write_submission
-from vipriors_hub.train.hub import pretrained_cfg_for, write_model_folder
+from vipriors_hub.evaluate import evaluate_students, predict_probabilities, read_submission, write_submission
+from vipriors_hub.hub import pretrained_cfg_for, write_model_folder
 
 
 def test_student_smoke_run_distils_after_the_first_epochs(student_run: Path, teacher_run: Path) -> None:
@@ -50,7 +50,7 @@ def test_ensemble_of_identical_checkpoints_equals_one(student_run: Path, tmp_pat
 
 
 def test_ten_crop_averages_ten_views() -> None:
-    data_config = {"interpolation": "bilinear", "mean": (0.5,) * 3, "std": (0.5,) * 3}
+    data_config = {"interpolation": "bilinear", "mean": (0.5,) * 3, "std": (0.5,) * 3, "crop_pct": 0.875}
     image = Image.frombytes("RGB", (40, 36), bytes(range(256)) * 16 + bytes(range(224)))
     views = ten_crop_transform(32, data_config)(image)
     assert views.shape == (10, 3, 32, 32)

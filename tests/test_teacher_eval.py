@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from vipriors_hub.cli import main
-from vipriors_hub.train.evaluate import knn_scores, linear_probe_scores, topk
-from vipriors_hub.train.hub import pretrained_cfg_for, write_model_folder
+from vipriors_hub.evaluate import knn_scores, linear_probe_scores, topk
+from vipriors_hub.hub import pretrained_cfg_for, write_model_folder
 
 
 def test_knn_scores_match_a_brute_force_vote() -> None:

@@ -1,18 +1,97 @@
-"""The ``vipriors-hub`` command line: one subcommand per task of the package."""
+"""The ``vipriors-hub`` command line: one subcommand per task of the package; all argument parsing lives here."""
 
 import argparse
+import dataclasses
 import json
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import timm
 
-from .config import OneLineArgumentParser, add_config_arguments, int_at_least, resolve_config
-from .data.sources import add_data_arguments, data_config_from_args, describe, load_data
+from .config import field_type, primary_flag, read_config_section
+from .data import DataConfig, describe, load_data
 from .errors import VipriorsError
 from .models import ARCHITECTURES
 from .version import __version__
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``PROG: error: ...; see --help``), exit status 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def int_at_least(minimum: int, maximum: int | None = None) -> typing.Callable[[str], int]:
+    """An argparse ``type``: an integer in ``[minimum, maximum]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from error
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f" and at most {maximum}" if maximum is not None else ""
+            raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}{upper}")
+        return value
+
+    return parse
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_class: type, title: str) -> None:
+    """Expose every field of ``config_class`` as a flag (its ``flags`` metadata, timm's spelling first,
+    else ``--field-name``); unset flags keep the ``--config`` YAML or default value."""
+    group = parser.add_argument_group(title)
+    for field in dataclasses.fields(config_class):
+        meta = field.metadata
+        flags = meta.get("flags", (primary_flag(field),))
+        kind = field_type(field)
+        default = field.default if field.default is not dataclasses.MISSING else None
+        help_text = f"{meta['help']} (default: {default})" if meta.get("help") else f"default: {default}"
+        if len(flags) > 1:
+            help_text += f"; also {', '.join(flags[1:])}"
+        if kind is bool:
+            action: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
+        else:
+            action = {"type": kind, "choices": meta.get("choices"), "metavar": meta.get("metavar")}
+            action.update({key: meta[key] for key in ("nargs", "const") if key in meta})
+        group.add_argument(*flags, dest=field.name, default=argparse.SUPPRESS, help=help_text, **action)
+        for switch, value in meta.get("switches", {}).items():
+            group.add_argument(
+                switch,
+                dest=field.name,
+                action="store_const",
+                const=value,
+                default=argparse.SUPPRESS,
+                help=argparse.SUPPRESS,
+            )
+
+
+def resolve_config(args: argparse.Namespace, config_class: type, section: str) -> Any:
+    """Build ``config_class`` from (lowest to highest priority) defaults, the ``--config`` YAML file's
+    ``section`` and the flags given."""
+    values = read_config_section(args.config, section, config_class) if getattr(args, "config", None) else {}
+    values.update(
+        {
+            field.name: getattr(args, field.name)
+            for field in dataclasses.fields(config_class)
+            if hasattr(args, field.name)
+        }
+    )
+    return config_class(**values)
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the data flags every subcommand shares (:class:`~vipriors_hub.data.DataConfig`)."""
+    add_config_arguments(parser, DataConfig, "data")
+
+
+def data_config_from_args(args: argparse.Namespace) -> DataConfig:
+    """The :class:`~vipriors_hub.data.DataConfig` of the command line and its ``--config`` file's ``data:`` section."""
+    return resolve_config(args, DataConfig, "data")
 
 
 def family_table() -> list[dict[str, object]]:
@@ -71,7 +150,7 @@ def _run_train_teacher(args: argparse.Namespace) -> int:
 
 
 def _run_eval_teacher(args: argparse.Namespace) -> int:
-    from .train.evaluate import TeacherEvalConfig, evaluate_teacher
+    from .evaluate import TeacherEvalConfig, evaluate_teacher
 
     results = evaluate_teacher(resolve_config(args, TeacherEvalConfig, "eval"), data_config_from_args(args))
     print(
@@ -91,7 +170,7 @@ def _run_train_student(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .train.evaluate import evaluate_students
+    from .evaluate import evaluate_students
 
     results = evaluate_students(
         args.checkpoint,
@@ -111,7 +190,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .train.hub import export_run
+    from .hub import export_run
 
     folder = export_run(args.run_dir, args.output, args.results or [], args.repo_id, args.base_model, args.source)
     print(f"Hub-ready folder written to {folder}")
@@ -119,7 +198,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_push(args: argparse.Namespace) -> int:
-    from .train.hub import push_to_hub
+    from .hub import push_to_hub
 
     url = push_to_hub(args.folder, args.repo_id, args.private, args.revision, args.commit_message)
     print(f"Pushed to {args.repo_id}: {url}")
@@ -127,7 +206,7 @@ def _run_push(args: argparse.Namespace) -> int:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from .train.hub import convert_checkpoint
+    from .hub import convert_checkpoint
 
     report = convert_checkpoint(args.checkpoint, args.architecture, args.output, args.num_classes)
     print(f"Converted {report['loaded']} tensors (key prefix '{report['prefix']}') into {args.output}.")
@@ -193,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(student, StudentConfig, "student")
     student.set_defaults(run=_run_train_student)
 
-    from .train.evaluate import TeacherEvalConfig
+    from .evaluate import TeacherEvalConfig
 
     eval_teacher = commands.add_parser("eval-teacher", help="kNN and linear probe on a teacher's frozen features")
     eval_teacher.add_argument("--config", help="YAML file with data: and eval: sections")

@@ -9,10 +9,14 @@ settings dataclass after construction) refuses anything else with one line namin
 * ``choices``: the allowed values (also shown by ``--help`` and checked by argparse);
 * ``min`` / ``max``: inclusive bounds; ``above`` / ``below``: exclusive bounds (numbers must be finite);
 * ``action``: a flag that says what to do (``--resume``), not how the run is set up: it is never
-  written to nor read from a configuration file.
+  written to nor read from a configuration file;
+* ``flags``: the command-line spellings, the primary (timm's) first, earlier names after it;
+  ``switches``: extra value-less flags that set a value (``--no-auto-augment`` sets ``None``);
+  ``nargs`` / ``const`` / ``metavar``: as argparse's (``--resume [PATH]``).
+
+The command line itself is built by :mod:`vipriors_hub.cli`; this module holds no argparse code.
 """
 
-import argparse
 import dataclasses
 import math
 import typing
@@ -24,46 +28,24 @@ import yaml
 from .errors import VipriorsError
 
 __all__ = [
-    "OneLineArgumentParser",
-    "add_config_arguments",
     "check_settings",
-    "int_at_least",
+    "field_type",
+    "primary_flag",
+    "read_config_section",
     "recorded_settings",
-    "resolve_config",
+    "upgrade_settings",
 ]
 
 
-class OneLineArgumentParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (``PROG: error: ...; see --help``), exit status 2."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
-
-
-def int_at_least(minimum: int, maximum: int | None = None) -> typing.Callable[[str], int]:
-    """An argparse ``type``: an integer in ``[minimum, maximum]``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from error
-        if value < minimum or (maximum is not None and value > maximum):
-            upper = f" and at most {maximum}" if maximum is not None else ""
-            raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}{upper}")
-        return value
-
-    return parse
-
-
-def _field_type(field: dataclasses.Field) -> type:
+def field_type(field: dataclasses.Field) -> type:
     """The type of a field, ``X`` for ``X | None``."""
     args = [a for a in typing.get_args(field.type) if a is not type(None)]
     return args[0] if args else field.type
 
 
-def _flag(field: dataclasses.Field) -> str:
-    return "--" + field.name.replace("_", "-")
+def primary_flag(field: dataclasses.Field) -> str:
+    """The command-line flag of a settings field: the first of its ``flags`` metadata, else ``--field-name``."""
+    return field.metadata.get("flags", ("--" + field.name.replace("_", "-"),))[0]
 
 
 def _requirement(field: dataclasses.Field) -> str:
@@ -80,13 +62,13 @@ def _requirement(field: dataclasses.Field) -> str:
         parts.append(f"at most {meta['max']}")
     if "below" in meta:
         parts.append(f"less than {meta['below']}")
-    kind = _field_type(field)
+    kind = field_type(field)
     noun = {int: "an integer", float: "a finite number", str: "a string", bool: "true or false"}.get(kind, str(kind))
     return f"{noun}" + (f", {' and '.join(parts)}" if parts else "")
 
 
 def _acceptable(field: dataclasses.Field, value: Any) -> bool:
-    kind, meta = _field_type(field), field.metadata
+    kind, meta = field_type(field), field.metadata
     if kind is bool:
         return isinstance(value, bool)
     if kind is int and (not isinstance(value, int) or isinstance(value, bool)):
@@ -114,31 +96,7 @@ def check_settings(settings: Any) -> None:
         if value is None and optional:
             continue
         if not _acceptable(field, value):
-            raise VipriorsError(f"{_flag(field)} {value!r}: must be {_requirement(field)}.")
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, config_class: type, title: str) -> None:
-    """Expose every field of ``config_class`` as ``--field-name`` (unset flags keep the YAML or default value)."""
-    group = parser.add_argument_group(title)
-    for field in dataclasses.fields(config_class):
-        flag = _flag(field)
-        kind = _field_type(field)
-        help_text = field.metadata.get("help", "")
-        default = field.default if field.default is not dataclasses.MISSING else None
-        help_text = f"{help_text} (default: {default})" if help_text else f"default: {default}"
-        if kind is bool:
-            group.add_argument(
-                flag, dest=field.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
-            )
-        else:
-            group.add_argument(
-                flag,
-                dest=field.name,
-                type=kind,
-                choices=field.metadata.get("choices"),
-                default=argparse.SUPPRESS,
-                help=help_text,
-            )
+            raise VipriorsError(f"{primary_flag(field)} {value!r}: must be {_requirement(field)}.")
 
 
 def recorded_settings(settings: Any) -> dict[str, Any]:
@@ -150,33 +108,47 @@ def recorded_settings(settings: Any) -> dict[str, Any]:
     }
 
 
-def resolve_config(args: argparse.Namespace, config_class: type, section: str) -> Any:
-    """Build ``config_class`` from (lowest to highest priority) defaults, ``--config`` YAML and flags.
+# Values older versions wrote into config.yaml, as they read now: ``auto_augment`` was on/off.
+_LEGACY_VALUES = {"auto_augment": {True: "original", False: None}}
 
-    Action flags in the YAML file (``resume``, ``overwrite`` written by older versions) are ignored:
-    a configuration file says how to train, never what to do with an existing run.
+
+def upgrade_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """A ``config.yaml`` section with the values older versions wrote translated to today's."""
+    upgraded = dict(values)
+    for name, translation in _LEGACY_VALUES.items():
+        value = upgraded.get(name)
+        if isinstance(value, bool) and value in translation:
+            upgraded[name] = translation[value]
+    return upgraded
+
+
+def read_config_section(path: str | Path, section: str, config_class: type) -> dict[str, Any]:
+    """The settings of ``section`` in the YAML file ``path``, checked against ``config_class``'s fields.
+
+    Action settings (``resume``, ``overwrite`` written by older versions) are dropped: a
+    configuration file says how to train, never what to do with an existing run.
+
+    Raises:
+        VipriorsError: an unreadable file, a section that is not a mapping, or unknown settings.
     """
-    values: dict[str, Any] = {}
-    if getattr(args, "config", None):
-        try:
-            loaded = yaml.safe_load(Path(args.config).read_text()) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-            raise VipriorsError(f"--config {args.config} could not be read as YAML: {error}") from error
-        section_values = loaded.get(section, {}) if isinstance(loaded, dict) else None
-        if not isinstance(section_values, dict):
-            raise VipriorsError(f"--config {args.config}: the '{section}' section must be a mapping of settings.")
-        values.update(section_values)
+    try:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise VipriorsError(f"--config {path} could not be read as YAML: {error}") from error
+    values = loaded.get(section, {}) if isinstance(loaded, dict) else None
+    if not isinstance(values, dict):
+        raise VipriorsError(f"--config {path}: the '{section}' section must be a mapping of settings.")
     fields = {field.name: field for field in dataclasses.fields(config_class)}
     unknown = set(values) - set(fields)
     if unknown:
-        names = ", ".join(sorted(map(str, unknown)))
-        raise VipriorsError(f"Unknown {section} setting(s) in {args.config}: {names}.")
-    values = {name: value for name, value in values.items() if not fields[name].metadata.get("action")}
+        raise VipriorsError(f"Unknown {section} setting(s) in {path}: {', '.join(sorted(map(str, unknown)))}.")
+    values = {
+        name: value for name, value in upgrade_settings(values).items() if not fields[name].metadata.get("action")
+    }
     for name, value in values.items():
-        if _field_type(fields[name]) is float and isinstance(value, str):
+        if field_type(fields[name]) is float and isinstance(value, str):
             try:
                 values[name] = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
             except ValueError:
                 pass
-    values.update({name: getattr(args, name) for name in fields if hasattr(args, name)})
-    return config_class(**values)
+    return values

@@ -20,9 +20,9 @@ from pathlib import Path
 from .config import check_settings
 from .data import DataConfig
 from .errors import VipriorsError
+from .evaluate import TeacherEvalConfig, evaluate_students, evaluate_teacher
+from .hub import export_run
 from .outputs import check_model_destination, write_text_atomically
-from .train.evaluate import TeacherEvalConfig, evaluate_students, evaluate_teacher
-from .train.hub import export_run
 from .train.student import StudentConfig, train_student
 from .train.teacher import TeacherConfig, train_teacher
 
@@ -65,6 +65,7 @@ def _teacher_config(config: DemoConfig, output: Path) -> TeacherConfig:
         margin=config.margin,
         queue_size=config.queue_size,
         key_momentum=0.99,
+        gradient_accumulation_steps=1,
         num_workers=config.num_workers,
         log_every=5,
         checkpoint_every=10_000,
@@ -86,6 +87,7 @@ def _student_config(config: DemoConfig, output: Path, teacher: Path | None) -> S
         batch_size=config.batch_size,
         schedule="cosine",
         warmup_epochs=2,
+        gradient_accumulation_steps=1,
         num_workers=config.num_workers,
         log_every=5,
         checkpoint_every=10_000,

@@ -1,11 +1,27 @@
-"""Data sources (VIPriors subset, Fashion-MNIST, local and Hub datasets), transforms and iteration."""
+"""Data: sources, transforms and the resumable stream (no argument parsing: the CLI owns it).
 
-from .sources import DATASETS, DataConfig, DataSplits, add_data_arguments, describe, load_data
+* ``sources.py``: ``DataConfig`` and ``load_data`` over every source; ``vipriors.py`` and
+  ``split_lists.py`` the VIPriors subset from the official split lists; ``fashion_mnist.py``;
+* ``images.py``: decoding to RGB (bombs refused, 16-bit scaled);
+* ``transforms.py``: each phase's transforms (timm's factory);
+* ``stream.py``: sharded, reshuffled, exactly resumable iteration.
+"""
+
+from .sources import DATASETS, DataConfig, DataSplits, describe, load_data
 from .split_lists import SplitListError, load_split_lists
 from .stream import ExampleStream, ResumableLoader
-from .transforms import TwoCrops, eval_transform, moco_v2_transform, student_train_transform, ten_crop_transform
+from .transforms import (
+    CIFAR10_POLICY,
+    TwoCrops,
+    check_auto_augment,
+    eval_transform,
+    moco_v2_transform,
+    student_train_transform,
+    ten_crop_transform,
+)
 
 __all__ = [
+    "CIFAR10_POLICY",
     "DATASETS",
     "DataConfig",
     "DataSplits",
@@ -13,7 +29,7 @@ __all__ = [
     "ResumableLoader",
     "SplitListError",
     "TwoCrops",
-    "add_data_arguments",
+    "check_auto_augment",
     "describe",
     "eval_transform",
     "load_data",

@@ -1,25 +1,24 @@
-"""The data arguments every subcommand shares, and the sources they select.
+"""The data settings every subcommand shares, and the sources they select.
 
 Every source gives the same schema: splits ``train``, ``val`` (when there is one) and ``test``, with
 columns ``image`` (``datasets.Image(decode=False)``: raw bytes or a path, decoded later) and
 ``label`` (class index), and the class names.
 """
 
-import argparse
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
 
-from ..config import add_config_arguments, check_settings, resolve_config
+from ..config import check_settings
 from ..errors import VipriorsError
 from .fashion_mnist import DEFAULT_FASHION_MNIST_DIR, fashion_mnist_splits, select_per_class
 from .images import UnreadableImageError, decode_rgb
 from .split_lists import load_split_lists
 from .vipriors import DEFAULT_IMAGENET_HUB_ID, vipriors_splits
 
-__all__ = ["DATASETS", "DataConfig", "DataSplits", "add_data_arguments", "load_data", "describe"]
+__all__ = ["DATASETS", "DataConfig", "DataSplits", "describe", "load_data"]
 
 DATASETS = ("vipriors", "fashion-mnist", "imagefolder", "parquet", "hub")
 _SPLIT_NAMES = {"train": "train", "validation": "val", "val": "val", "valid": "val", "test": "test"}
@@ -66,16 +65,6 @@ class DataSplits:
     splits: dict[str, datasets.Dataset | datasets.IterableDataset]
     class_names: list[str]
     description: str = ""
-
-
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the shared data arguments to a subcommand's parser."""
-    add_config_arguments(parser, DataConfig, "data")
-
-
-def data_config_from_args(args: argparse.Namespace) -> DataConfig:
-    """The :class:`DataConfig` of the command line (and of its ``--config`` file's ``data:`` section)."""
-    return resolve_config(args, DataConfig, "data")
 
 
 def _val_per_class(config: DataConfig, per_class: int) -> int:

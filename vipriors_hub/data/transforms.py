@@ -11,7 +11,17 @@ from PIL import Image
 from timm.data import create_transform
 from torchvision import transforms
 
-__all__ = ["TwoCrops", "eval_transform", "moco_v2_transform", "student_train_transform", "ten_crop_transform"]
+from ..errors import VipriorsError
+
+__all__ = [
+    "CIFAR10_POLICY",
+    "TwoCrops",
+    "check_auto_augment",
+    "eval_transform",
+    "moco_v2_transform",
+    "student_train_transform",
+    "ten_crop_transform",
+]
 
 
 class TwoCrops:
@@ -48,46 +58,76 @@ def moco_v2_transform(resolution: int, data_config: dict[str, Any]) -> TwoCrops:
     )
 
 
+CIFAR10_POLICY = "cifar10"
+"""``--aa cifar10``: torchvision's AutoAugment CIFAR-10 policy, the policy of the original code."""
+
+
 def student_train_transform(
-    resolution: int, data_config: dict[str, Any], auto_augment: bool
+    resolution: int, data_config: dict[str, Any], auto_augment: str | None, reprob: float = 0.0
 ) -> Callable[[Image.Image], torch.Tensor]:
-    """Supervised training: RandomResizedCrop, horizontal flip and, if asked, AutoAugment ('original')."""
-    return create_transform(
-        resolution,
+    """Supervised training: RandomResizedCrop, horizontal flip, AutoAugment and random erasing.
+
+    ``auto_augment`` is a timm policy (``original``, ``rand-m9-mstd0.5``, ``augmix-m5-w3``, ...),
+    :data:`CIFAR10_POLICY`, or ``None``; ``reprob`` is timm's random-erasing probability (pixel
+    mode), which covers the original code's cutout. Returns images ``(3, resolution, resolution)``.
+
+    Raises:
+        ValueError / AssertionError: timm does not know the policy.
+    """
+    common = dict(
         is_training=True,
         hflip=0.5,
         color_jitter=None,
-        auto_augment="original" if auto_augment else None,
+        re_prob=reprob,
+        re_mode="pixel",
         interpolation=data_config["interpolation"],
         mean=data_config["mean"],
         std=data_config["std"],
     )
+    if auto_augment != CIFAR10_POLICY:
+        return create_transform(resolution, auto_augment=auto_augment, **common)
+    crop_and_flip, _, to_tensor = create_transform(resolution, auto_augment=None, separate=True, **common)
+    policy = transforms.AutoAugment(transforms.AutoAugmentPolicy.CIFAR10)
+    return transforms.Compose([crop_and_flip, policy, to_tensor])
 
 
-def eval_transform(
-    resolution: int, data_config: dict[str, Any], crop_pct: float = 0.875
-) -> Callable[[Image.Image], torch.Tensor]:
-    """Evaluation: resize the short side to ``resolution / crop_pct``, then centre-crop ``resolution``."""
+def check_auto_augment(policy: str | None) -> None:
+    """Refuse an AutoAugment policy that :func:`student_train_transform` cannot build.
+
+    Raises:
+        VipriorsError: one line naming the policy and some that work.
+    """
+    try:
+        student_train_transform(8, {"interpolation": "bilinear", "mean": (0.0,) * 3, "std": (1.0,) * 3}, policy)
+    except (AssertionError, ValueError, KeyError, IndexError) as error:
+        raise VipriorsError(
+            f"--aa {policy!r}: not an AutoAugment policy timm knows ({error}); try original, "
+            f"rand-m9-mstd0.5, {CIFAR10_POLICY} or none."
+        ) from error
+
+
+def eval_transform(resolution: int, data_config: dict[str, Any]) -> Callable[[Image.Image], torch.Tensor]:
+    """Evaluation: resize the short side to ``resolution / crop_pct`` (``crop_pct`` of ``data_config``,
+    timm's ``resolve_data_config``), then centre-crop ``resolution``. Returns ``(3, resolution, resolution)``."""
     return create_transform(
         resolution,
         is_training=False,
-        crop_pct=crop_pct,
+        crop_pct=data_config["crop_pct"],
         interpolation=data_config["interpolation"],
         mean=data_config["mean"],
         std=data_config["std"],
     )
 
 
-def ten_crop_transform(
-    resolution: int, data_config: dict[str, Any], crop_pct: float = 0.875
-) -> Callable[[Image.Image], torch.Tensor]:
-    """10-crop test: resize the short side to ``resolution / crop_pct``, then the four corners and the
-    centre, each also flipped. Returns ``(10, 3, resolution, resolution)``."""
+def ten_crop_transform(resolution: int, data_config: dict[str, Any]) -> Callable[[Image.Image], torch.Tensor]:
+    """10-crop test: resize the short side to ``resolution / crop_pct`` (as :func:`eval_transform`), then
+    the four corners and the centre, each also flipped. Returns ``(10, 3, resolution, resolution)``."""
     to_tensor = transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize(mean=data_config["mean"], std=data_config["std"])]
     )
     resize = transforms.Resize(
-        int(resolution / crop_pct), interpolation=transforms.InterpolationMode(data_config["interpolation"])
+        int(resolution / data_config["crop_pct"]),
+        interpolation=transforms.InterpolationMode(data_config["interpolation"]),
     )
     return transforms.Compose([resize, transforms.TenCrop(resolution), _StackViews(to_tensor)])
 

@@ -1,4 +1,8 @@
-"""Losses of the method, each a pure function plus a thin module."""
+"""Losses of the method, one per file, each a pure function plus a thin module the trainers call.
+
+* ``margin_contrastive.py``: the paper's margin InfoNCE (``MarginContrastiveLoss``), phase 1;
+* ``ofd.py``: OFD's partial L2 with connectors and margins (``OFDLoss``), phase 2.
+"""
 
 from .margin_contrastive import (
     MarginContrastiveLoss,

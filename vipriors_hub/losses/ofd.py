@@ -94,10 +94,17 @@ class OFDLoss(nn.Module):
     Args:
         student_channels: channels of the student's distilled stages.
         teacher_batchnorms: for each stage, the teacher BatchNorm before its pre-ReLU output.
+        distance: :func:`partial_l2` or a compiled version of it.
     """
 
-    def __init__(self, student_channels: list[int], teacher_batchnorms: list[nn.BatchNorm2d]) -> None:
+    def __init__(
+        self,
+        student_channels: list[int],
+        teacher_batchnorms: list[nn.BatchNorm2d],
+        distance: Callable[[Tensor, Tensor, Tensor], Tensor] = partial_l2,
+    ) -> None:
         super().__init__()
+        self.distance = distance
         self.connectors = nn.ModuleList(
             make_connector(s, bn.num_features) for s, bn in zip(student_channels, teacher_batchnorms, strict=True)
         )
@@ -114,5 +121,5 @@ class OFDLoss(nn.Module):
         return [connector(feature) for connector, feature in zip(self.connectors, student_features, strict=True)]
 
     def forward(self, student_features: list[Tensor], teacher_features: list[Tensor]) -> Tensor:
-        """Scalar OFD loss of raw student pre-ReLU features against the teacher's."""
-        return ofd_loss(self.connect(student_features), teacher_features, self.margins)
+        """Scalar OFD loss of raw student pre-ReLU features ``(B, C_i, H_i, W_i)`` against the teacher's."""
+        return ofd_loss(self.connect(student_features), teacher_features, self.margins, distance=self.distance)

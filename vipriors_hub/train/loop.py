@@ -1,393 +1,292 @@
-"""Helpers shared by the trainers: configuration, output folder, metrics, checkpoints, accelerator.
+"""The one training loop of both phases, on ``accelerate``.
 
-Every trainer writes::
+A phase (teacher, student) is a :class:`TrainingPhase`: its trained module, its transform and its
+``training_step``, plus the state it keeps beside the optimizer and what ``final/`` holds. The loop
+does the rest, identically for both: start or resume the run, stream the data, accumulate, step,
+schedule, guard against divergence, log, checkpoint, finish. Every run writes::
 
     OUTPUT/config.yaml      the resolved configuration (``--config`` takes it back)
     OUTPUT/metrics.jsonl    one JSON object per logged step and per evaluation
     OUTPUT/checkpoints/     ``step-XXXXXXXX`` folders written by ``accelerator.save_state``
-    OUTPUT/final/           a Hub-ready folder (model.safetensors + timm config.json)
+    OUTPUT/final/           a Hub-ready folder (model.safetensors + timm config.json + card)
 """
 
 import dataclasses
-import json
-import os
-import re
-import shutil
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-import numpy as np
-import timm
+import timm.optim
 import torch
-import yaml
 from accelerate import Accelerator
-from accelerate.utils import (
-    ProjectConfiguration,
-    is_comet_ml_available,
-    is_mlflow_available,
-    is_tensorboard_available,
-    is_wandb_available,
-    set_seed,
-)
-from safetensors.torch import load_file, save_file
+from timm.scheduler import CosineLRScheduler, StepLRScheduler
+from timm.scheduler.scheduler import Scheduler
+from torch import Tensor, nn
+from tqdm.auto import tqdm
 
-from ..config import check_settings, recorded_settings
+from ..data import DataConfig, DataSplits, ExampleStream, ResumableLoader, load_data
 from ..errors import VipriorsError
-from ..outputs import check_run_destination, write_text_atomically
+from .run import (
+    CheckpointManager,
+    MetricsWriter,
+    NonFiniteGuard,
+    TrainSettings,
+    gradient_accumulation,
+    learning_rate,
+    open_run,
+    plan_steps,
+    start_record,
+    start_run,
+    tracker_config,
+)
 
 __all__ = [
-    "CheckpointManager",
-    "RESUMABLE_CHANGES",
-    "RunSettings",
-    "NonFiniteGuard",
-    "check_tracker",
-    "plan_steps",
-    "start_record",
-    "MetricsWriter",
-    "check_architecture",
-    "document",
-    "make_accelerator",
-    "open_run",
-    "prepare_output_dir",
-    "scaled_lr",
-    "start_run",
-    "step_generator",
-    "tracker_config",
+    "RunContext",
+    "StepOutput",
+    "TrainingPhase",
+    "create_scheduler",
+    "fit",
+    "prepare_phase",
+    "train_micro_step",
 ]
 
 
-MIXED_PRECISION = ("no", "fp16", "bf16")
-TRACKERS = {
-    "tensorboard": (is_tensorboard_available, "tensorboard"),
-    "wandb": (is_wandb_available, "wandb"),
-    "mlflow": (is_mlflow_available, "mlflow"),
-    "comet_ml": (is_comet_ml_available, "comet_ml"),
-    "none": (lambda: True, ""),
-}
+class StepOutput(NamedTuple):
+    """What one micro-batch of a phase produced: the scalar loss to back-propagate and named scalar
+    metrics (device tensors, averaged over processes when logged)."""
+
+    loss: Tensor
+    metrics: Mapping[str, Tensor]
 
 
 @dataclass
-class RunSettings:
-    """Settings every trainer shares: hardware, precision, logging, checkpoints, output folder."""
+class RunContext:
+    """What a phase may read of its run once the loop has set it up."""
 
-    mixed_precision: str | None = field(
-        default=None,
-        metadata={
-            "help": "override accelerate's setting (launcher flag or config file; none given: no). "
-            "bf16 is ~30x slower on CPUs without bf16 units",
-            "choices": MIXED_PRECISION,
-        },
-    )
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step", "min": 1})
-    num_workers: int = field(default=4, metadata={"help": "DataLoader workers per process", "min": 0, "max": 256})
-    channels_last: bool = field(default=False, metadata={"help": "channels_last memory format"})
-    checkpoint_every: int = field(
-        default=1000, metadata={"help": "checkpoint every N steps (and every epoch)", "min": 1}
-    )
-    log_every: int = field(default=10, metadata={"help": "log every N steps", "min": 1})
-    cpu: bool = field(default=False, metadata={"help": "train on CPU even if a GPU is present"})
-    report_to: str = field(
-        default="tensorboard",
-        metadata={"help": "accelerate tracker (none: metrics.jsonl only)", "choices": tuple(TRACKERS)},
-    )
-    resume: bool = field(
-        default=False, metadata={"help": "continue from the newest checkpoint in --output", "action": True}
-    )
-    overwrite: bool = field(
-        default=False, metadata={"help": "replace the training run in --output (nothing else)", "action": True}
-    )
-
-    def __post_init__(self) -> None:
-        check_settings(self)
+    accelerator: Accelerator
+    output: Path
+    sections: dict[str, Any]
+    steps_per_epoch: int
+    memory_format: torch.memory_format
 
 
-_CHECKPOINT = re.compile(r"^step-(\d{8})$")
-# Settings a resumption may change (recorded in OUTPUT/history.jsonl); every other one must match.
-# ``output`` is the run folder itself, whatever its spelling or location.
-RESUMABLE_CHANGES = (
-    "base_lr",
-    "epochs",
-    "max_steps",
-    "log_every",
-    "checkpoint_every",
-    "num_workers",
-    "report_to",
-    "mixed_precision",
-)
-_NOT_COMPARED = {"output"}
+class TrainingPhase:
+    """A phase of the method as the loop drives it. Subclasses set ``name``, ``model`` (the module the
+    optimizer trains) and ``transform`` and implement :meth:`training_step`; the other hooks do
+    nothing unless overridden."""
+
+    name: str
+    model: nn.Module
+    transform: Callable[[Any], Any]
+
+    def start(self, context: RunContext, model: nn.Module) -> None:
+        """Called once before the first step with the run and the prepared (wrapped) ``model``."""
+        self.context = context
+        self.model = model
+
+    def train(self) -> None:
+        """Put the phase's modules into training mode."""
+        self.model.train()
+
+    def training_step(self, batch: Any, micro_step: int) -> StepOutput:
+        """Forward one micro-batch (as the loader gives it, on the CPU) and return its loss."""
+        raise NotImplementedError
+
+    def after_micro_step(self) -> None:
+        """Called after every micro-batch's backward (e.g. to enqueue keys)."""
+
+    def after_optimizer_step(self) -> None:
+        """Called after every optimizer step (e.g. a momentum update)."""
+
+    def end_of_epoch(self, step: int) -> dict[str, float]:
+        """Called at the end of every epoch; returns scores to log (e.g. validation top-1)."""
+        return {}
+
+    def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """Tensors and JSON-able values a checkpoint keeps besides the model and optimizer."""
+        return {}, {}
+
+    def load_state(self, tensors: Mapping[str, Tensor], progress: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state` returned."""
+
+    def write_final(self, folder: Path) -> None:
+        """Write the Hub-ready folder of the finished run (main process only)."""
+        raise NotImplementedError
 
 
-def document(sections: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The configuration sections as plain dictionaries (the content of ``config.yaml``): settings
-    only, no action flags such as ``resume``."""
-    return {name: recorded_settings(value) for name, value in sections.items()}
-
-
-def prepare_output_dir(output: Path, sections: Mapping[str, Any], resume: bool, overwrite: bool) -> None:
-    """Create ``output`` and write ``config.yaml``, once every check of the run has passed.
-
-    A folder that holds a run is continued only with ``resume`` and the same configuration but for
-    :data:`RESUMABLE_CHANGES` (each change appended to ``OUTPUT/history.jsonl`` and written into
-    ``config.yaml``), and replaced only with ``overwrite`` when it holds that run and nothing else
-    (:func:`~vipriors_hub.outputs.check_run_destination`). Call it on the main process only.
-    """
-    check_run_destination(output, resume, overwrite)
-    config_file = output / "config.yaml"
-    resolved = document(sections)
-    if resume:
-        previous = yaml.safe_load(config_file.read_text())
-        changed = {
-            f"{section}.{key}": [previous.get(section, {}).get(key), value]
-            for section, fields in resolved.items()
-            for key, value in fields.items()
-            if key not in _NOT_COMPARED and previous.get(section, {}).get(key) != value
-        }
-        refused = sorted(name for name in changed if name.split(".", 1)[1] not in RESUMABLE_CHANGES)
-        if refused:
-            raise VipriorsError(
-                f"Cannot resume {output}: its run was configured differently ({', '.join(refused)}); a resumption "
-                f"may only change {', '.join('--' + name.replace('_', '-') for name in RESUMABLE_CHANGES)}. "
-                f"Resume with --config {config_file}, or start a new run in another --output."
-            )
-        for section in resolved:
-            resolved[section].update(
-                {key: previous.get(section, {}).get(key) for key in _NOT_COMPARED & set(resolved[section])}
-            )
-        if changed:
-            with (output / "history.jsonl").open("a") as handle:
-                handle.write(json.dumps({"event": "resume", "changed": changed, "time": round(time.time(), 3)}) + "\n")
-    elif overwrite and config_file.is_file():
-        shutil.rmtree(output)
-    output.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(config_file, yaml.safe_dump(resolved, sort_keys=False))
-
-
-def check_tracker(report_to: str) -> str | None:
-    """The accelerate tracker to log with (``None`` for ``none``), refusing one that is not installed."""
-    available, package = TRACKERS[report_to]
-    if not available():
-        raise VipriorsError(
-            f"--report-to {report_to}: {package} is not installed. Install it (pip install {package}) "
-            "or pass --report-to none (metrics.jsonl is always written)."
+def create_scheduler(
+    optimizer: torch.optim.Optimizer, settings: TrainSettings, steps_per_epoch: int, total_steps: int
+) -> Scheduler:
+    """timm's cosine or step schedule, updated per optimizer step, with linear warm-up."""
+    warmup = settings.warmup_epochs * steps_per_epoch
+    if settings.schedule == "step":
+        return StepLRScheduler(
+            optimizer,
+            decay_t=settings.step_epochs * steps_per_epoch,
+            decay_rate=0.1,
+            warmup_t=warmup,
+            t_in_epochs=False,
         )
-    return None if report_to == "none" else report_to
+    return CosineLRScheduler(optimizer, t_initial=total_steps, lr_min=0.0, warmup_t=warmup, t_in_epochs=False)
 
 
-def make_accelerator(
-    output: Path, cpu: bool, mixed_precision: str | None, gradient_accumulation_steps: int, report_to: str
-) -> Accelerator:
-    """An ``Accelerator`` on CPU when asked or when no GPU is present.
+def prepare_phase(
+    phase: TrainingPhase,
+    settings: TrainSettings,
+    accelerator: Accelerator,
+    steps_per_epoch: int,
+    total_steps: int,
+    output: Path = Path("."),
+    sections: dict[str, Any] | None = None,
+) -> tuple[nn.Module, torch.optim.Optimizer, Scheduler]:
+    """Create the optimizer (timm's ``create_optimizer_v2``; weight decay on every parameter, as the
+    paper) and the schedule, prepare the model with ``accelerator`` and start the phase. Returns the
+    prepared model, optimizer and scheduler."""
+    optimizer = timm.optim.create_optimizer_v2(
+        phase.model,
+        opt=settings.opt,
+        lr=learning_rate(settings, accelerator.num_processes),
+        weight_decay=settings.weight_decay,
+        momentum=settings.momentum,
+        filter_bias_and_bn=False,
+    )
+    scheduler = create_scheduler(optimizer, settings, steps_per_epoch, total_steps)
+    memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
+    model, optimizer = accelerator.prepare(phase.model.to(memory_format=memory_format), optimizer)
+    phase.start(RunContext(accelerator, output, sections or {}, steps_per_epoch, memory_format), model)
+    return model, optimizer, scheduler
 
-    ``mixed_precision=None`` keeps what accelerate's launcher or config file set
-    (``ACCELERATE_MIXED_PRECISION``); a value overrides it. Nothing is written to ``output`` here.
+
+def train_micro_step(
+    accelerator: Accelerator,
+    phase: TrainingPhase,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Any,
+    micro_step: int,
+) -> StepOutput:
+    """One micro-batch of training: forward, backward and, when ``accelerator`` ends an accumulation
+    cycle, the optimizer step and the phase's post-step hook. The benchmarks time this function."""
+    with accelerator.accumulate(model):
+        output = phase.training_step(batch, micro_step)
+        accelerator.backward(output.loss)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    phase.after_micro_step()
+    if accelerator.sync_gradients:
+        phase.after_optimizer_step()
+    return output
+
+
+def fit(
+    settings: TrainSettings,
+    data_config: DataConfig,
+    build_phase: Callable[[Accelerator, DataSplits], TrainingPhase],
+) -> Path:
+    """Train the phase that ``build_phase`` makes for the accelerator and data; return ``OUTPUT/final``.
+
+    Raises:
+        VipriorsError: bad configuration or data, a different run in the output folder, nothing to
+            resume, or divergence (the last good checkpoint is kept).
     """
-    return Accelerator(
-        cpu=cpu or not torch.cuda.is_available(),
-        mixed_precision=mixed_precision,
-        gradient_accumulation_steps=gradient_accumulation_steps,
-        log_with=check_tracker(report_to),
-        project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs")),
+    accelerator, settings, resume_from = start_run(settings, data_config.seed)
+    output = Path(settings.output)
+    with accelerator.main_process_first():
+        data = load_data(data_config)
+    phase = build_phase(accelerator, data)
+    stream = ExampleStream(
+        data.splits["train"],
+        phase.transform,
+        shuffle=True,
+        seed=data_config.seed,
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+        batch_size=settings.batch_size,
+    )
+    loader = ResumableLoader(stream, num_workers=settings.num_workers, drop_last=True)
+    accumulation = gradient_accumulation(settings, accelerator, len(loader))
+    settings = dataclasses.replace(settings, gradient_accumulation_steps=accumulation)
+    steps_per_epoch, total_steps = plan_steps(
+        len(loader), len(stream), settings.batch_size, accumulation, settings.epochs, settings.max_steps
+    )
+    sections = open_run(accelerator, output, {"data": data_config, "train": settings}, settings)
+    model, optimizer, scheduler = prepare_phase(
+        phase, settings, accelerator, steps_per_epoch, total_steps, output, sections
     )
 
-
-def check_architecture(name: str) -> None:
-    """Refuse a model name that is not a member of the family, listing the members."""
-    family = timm.list_models("vipriors_*")
-    if name not in family:
-        raise VipriorsError(f"Unknown architecture '{name}'. Choose one of: {', '.join(family)}.")
-
-
-def start_run(output: Path, settings: RunSettings, seed: int) -> Accelerator:
-    """Check the output folder (nothing written), create the accelerator and seed every generator.
-
-    The run's folder is written by :func:`open_run` once the data and the plan have been checked.
-    """
-    check_run_destination(output, settings.resume, settings.overwrite)
-    accelerator = make_accelerator(
-        output, settings.cpu, settings.mixed_precision, settings.gradient_accumulation_steps, settings.report_to
+    checkpoints = CheckpointManager(accelerator, output / "checkpoints")
+    metrics = MetricsWriter(output / "metrics.jsonl", accelerator.is_main_process)
+    guard = NonFiniteGuard(accelerator, model)
+    step = micro_step = 0
+    if settings.resume:
+        checkpoint = resume_from or checkpoints.latest()
+        if checkpoint is None:
+            raise VipriorsError(f"--resume: no complete checkpoint in {output / 'checkpoints'}.")
+        tensors, progress = checkpoints.load(checkpoint)
+        phase.load_state(tensors, progress)
+        step = progress["step"]
+        micro_step = progress.get("micro_step", step * accumulation)
+        loader.load_state_dict(progress["loader"])
+        accelerator.print(f"Resumed from {checkpoint} at step {step}.")
+    metrics.write(
+        start_record(accelerator, settings, learning_rate(settings, accelerator.num_processes), step, total_steps)
     )
-    set_seed(seed)
-    return accelerator
+    scheduler.step_update(step)
+    accelerator.init_trackers(phase.name, config=tracker_config(sections))
 
+    with tqdm(
+        total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc=phase.name
+    ) as progress_bar:
+        phase.train()
+        window_start, window_images = time.perf_counter(), 0
+        while step < total_steps:
+            for batch in loader:
+                output_step = train_micro_step(accelerator, phase, model, optimizer, batch, micro_step)
+                micro_step += 1
+                window_images += settings.batch_size * accelerator.num_processes
+                if not accelerator.sync_gradients:
+                    continue
+                step += 1
+                scheduler.step_update(step)
+                guard.observe(output_step.loss, step)
+                progress_bar.update(1)
+                if step % settings.log_every == 0 or step == total_steps:
+                    guard.check(checkpoints, step)
+                    record = {
+                        "step": step,
+                        "epoch": step / steps_per_epoch,
+                        "loss": accelerator.reduce(output_step.loss.detach().float(), reduction="mean").item(),
+                        **{
+                            name: accelerator.reduce(value.detach().float(), reduction="mean").item()
+                            for name, value in output_step.metrics.items()
+                        },
+                        "lr": optimizer.param_groups[0]["lr"],
+                        "images_per_second": window_images / (time.perf_counter() - window_start),
+                    }
+                    metrics.write(record)
+                    accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
+                    progress_bar.set_postfix(loss=f"{record['loss']:.3f}")
+                    window_start, window_images = time.perf_counter(), 0
+                end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
+                if end_of_epoch or step % settings.checkpoint_every == 0:
+                    guard.check(checkpoints, step)
+                if end_of_epoch:
+                    scores = phase.end_of_epoch(step)
+                    if scores:
+                        metrics.write({"step": step, "epoch": step / steps_per_epoch, **scores})
+                        accelerator.log(scores, step=step)
+                if end_of_epoch or step % settings.checkpoint_every == 0:
+                    tensors, progress = phase.state()
+                    state = {**progress, "step": step, "micro_step": micro_step, "loader": loader.state_dict()}
+                    checkpoints.save(step, tensors, state)
+                if step >= total_steps:
+                    break
 
-def open_run(accelerator: Accelerator, output: Path, sections: Mapping[str, Any], settings: RunSettings) -> dict:
-    """Write the run's ``config.yaml`` (main process) with the precision in effect, and say it.
-
-    Returns the sections as recorded.
-    """
-    sections = {
-        name: dataclasses.replace(value, mixed_precision=accelerator.mixed_precision)
-        if isinstance(value, RunSettings)
-        else value
-        for name, value in sections.items()
-    }
+    final = output / "final"
     if accelerator.is_main_process:
-        prepare_output_dir(output, sections, settings.resume, settings.overwrite)
+        phase.write_final(final)
     accelerator.wait_for_everyone()
-    accelerator.print(
-        f"{accelerator.num_processes} process(es) on {accelerator.device}, mixed precision: "
-        f"{accelerator.mixed_precision}, tracker: {settings.report_to}"
-    )
-    return sections
-
-
-def scaled_lr(base_lr: float, batch_size: int, accelerator: Accelerator, gradient_accumulation_steps: int) -> float:
-    """Linear scaling rule: ``base_lr * effective_batch / 256``."""
-    return base_lr * batch_size * accelerator.num_processes * gradient_accumulation_steps / 256
-
-
-def tracker_config(sections: Mapping[str, Any]) -> dict[str, bool | int | float | str]:
-    """The scalar settings of every section, as ``section/field`` (for the trackers' hyperparameters)."""
-    return {
-        f"{name}/{key}": value
-        for name, section in sections.items()
-        for key, value in dataclasses.asdict(section).items()
-        if isinstance(value, bool | int | float | str)
-    }
-
-
-def plan_steps(
-    loader_batches: int, examples: int, batch_size: int, accumulation: int, epochs: int, max_steps: int | None
-) -> tuple[int, int]:
-    """Optimizer steps per epoch and in all, refusing a split too small for one step."""
-    steps_per_epoch = loader_batches // accumulation
-    if steps_per_epoch == 0:
-        raise VipriorsError(
-            f"The training split has {examples} images per process, fewer than one step of "
-            f"{batch_size} x {accumulation}: lower --batch-size."
-        )
-    total = epochs * steps_per_epoch
-    return steps_per_epoch, total if max_steps is None else min(total, max_steps)
-
-
-class NonFiniteGuard:
-    """Watches a run for divergence without a host synchronisation per step.
-
-    ``observe`` records the first step with a NaN / inf loss in a device tensor. ``check`` (called
-    when the trainer synchronises anyway: logging, before a checkpoint, at the end) stops the run
-    with a sentence naming that step, or when the weights are no longer finite or their norm grew
-    past ``growth_limit`` times the norm at the start (a loss can stay finite while the weights
-    explode: MoCo's normalised embeddings hide them), before a checkpoint could store them.
-    """
-
-    def __init__(self, accelerator: Accelerator, model: torch.nn.Module, growth_limit: float = 100.0) -> None:
-        self.accelerator = accelerator
-        self.parameters = [p for p in model.parameters() if p.requires_grad]
-        self.growth_limit = growth_limit
-        self.start_norm = float(self.weight_norm())
-        self.first_bad = torch.full((1,), -1, dtype=torch.long, device=accelerator.device)
-
-    @torch.no_grad()
-    def weight_norm(self) -> torch.Tensor:
-        """The L2 norm of all trainable weights (a device scalar)."""
-        return torch.nn.utils.get_total_norm(self.parameters, norm_type=2.0)
-
-    def observe(self, loss: torch.Tensor, step: int) -> None:
-        """Remember ``step`` if ``loss`` (a scalar tensor) is not finite and no earlier step was."""
-        bad = ~torch.isfinite(loss.detach()).reshape(1) & (self.first_bad < 0)
-        self.first_bad = torch.where(bad, torch.full_like(self.first_bad, step), self.first_bad)
-
-    def check(self, checkpoints: "CheckpointManager", step: int) -> None:
-        """Raise if any process saw a non-finite loss, or the weights diverged; the last good
-        checkpoint is kept."""
-        norm = self.weight_norm().reshape(1).to(self.first_bad.device, torch.float64)
-        first, largest = (
-            self.accelerator.gather(torch.cat([self.first_bad.double(), norm])).view(-1, 2).max(dim=0).values
-        )
-        last_good = checkpoints.latest() or "none"
-        if first >= 0:
-            raise VipriorsError(
-                f"The loss became non-finite at step {int(first)}; training stopped. "
-                f"Last good checkpoint: {last_good}. Lower the learning rate (--resume --base-lr ...) or check data."
-            )
-        if not torch.isfinite(largest) or largest > self.growth_limit * self.start_norm:
-            raise VipriorsError(
-                f"The weights diverged by step {step} (norm {float(largest):.3g}, {self.start_norm:.3g} at the start); "
-                f"training stopped. Last good checkpoint: {last_good}. "
-                "Lower the learning rate (--resume --base-lr ...)."
-            )
-
-
-def start_record(
-    accelerator: Accelerator, settings: Any, batch_size: int, base_lr: float, lr: float, step: int, total: int
-) -> dict[str, Any]:
-    """The first line of ``metrics.jsonl``: processes, effective batch and learning rate of the run."""
-    return {
-        "event": "resume" if settings.resume else "start",
-        "step": step,
-        "processes": accelerator.num_processes,
-        "effective_batch_size": batch_size * accelerator.num_processes * settings.gradient_accumulation_steps,
-        "base_lr": base_lr,
-        "lr": lr,
-        "steps_total": total,
-    }
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """A CPU generator seeded from ``(seed, step)``: identical on every process, nothing to checkpoint."""
-    value = int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
-    return torch.Generator().manual_seed(value)
-
-
-class MetricsWriter:
-    """Appends one JSON object per call to ``OUTPUT/metrics.jsonl`` (main process only)."""
-
-    def __init__(self, path: Path, enabled: bool) -> None:
-        self.path = path
-        self.enabled = enabled
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        """Append ``record`` with a wall-clock timestamp."""
-        if self.enabled:
-            with self.path.open("a") as handle:
-                handle.write(json.dumps({**record, "time": round(time.time(), 3)}) + "\n")
-
-
-class CheckpointManager:
-    """Atomic ``accelerator.save_state`` checkpoints under ``OUTPUT/checkpoints/step-XXXXXXXX``.
-
-    A checkpoint is written into a temporary folder and renamed once complete, so a kill during a
-    save leaves the previous checkpoint intact and :meth:`latest` never returns a partial one.
-    Besides accelerate's state, a checkpoint holds ``extra.safetensors`` (tensors outside the
-    prepared objects, e.g. the key encoder and queue) and ``progress.json`` (counters, loader state).
-    """
-
-    def __init__(self, accelerator: Accelerator, directory: Path, keep: int = 2) -> None:
-        self.accelerator = accelerator
-        self.directory = directory
-        self.keep = keep
-
-    def latest(self) -> Path | None:
-        """The newest complete checkpoint, or ``None``."""
-        if not self.directory.is_dir():
-            return None
-        complete = sorted(p for p in self.directory.iterdir() if _CHECKPOINT.match(p.name) and p.is_dir())
-        return complete[-1] if complete else None
-
-    def save(self, step: int, tensors: Mapping[str, torch.Tensor], progress: Mapping[str, Any]) -> Path:
-        """Save the accelerator state plus ``tensors`` and ``progress`` as checkpoint ``step``."""
-        final = self.directory / f"step-{step:08d}"
-        temporary = self.directory / f".partial-step-{step:08d}"
-        if self.accelerator.is_main_process:
-            shutil.rmtree(temporary, ignore_errors=True)
-            temporary.mkdir(parents=True)
-        self.accelerator.wait_for_everyone()
-        self.accelerator.save_state(str(temporary))
-        if self.accelerator.is_main_process:
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, temporary / "extra.safetensors")
-            (temporary / "progress.json").write_text(json.dumps(dict(progress)))
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(temporary, final)
-            for old in sorted(p for p in self.directory.iterdir() if _CHECKPOINT.match(p.name))[: -self.keep]:
-                shutil.rmtree(old, ignore_errors=True)
-        self.accelerator.wait_for_everyone()
-        return final
-
-    def load(self, checkpoint: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Restore the accelerator state of ``checkpoint``; return its extra tensors and progress."""
-        self.accelerator.load_state(str(checkpoint))
-        tensors = load_file(checkpoint / "extra.safetensors", device=str(self.accelerator.device))
-        return tensors, json.loads((checkpoint / "progress.json").read_text())
+    accelerator.end_training()
+    return final

@@ -6,7 +6,6 @@ and the queue live outside of it, so that DDP neither wraps nor broadcasts them.
 
 import copy
 from collections.abc import Callable
-from typing import NamedTuple
 
 import timm
 import torch
@@ -14,14 +13,10 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import Tensor, nn
 
-from ..losses import in_batch_margin_contrastive_logits, margin_contrastive_logits
-
 __all__ = [
-    "ContrastiveStep",
     "KeyQueue",
     "build_key_encoder",
     "build_query_encoder",
-    "contrastive_step",
     "momentum_update",
     "shuffled_key_forward",
 ]
@@ -120,47 +115,3 @@ def shuffled_key_forward(
     chunks = torch.chunk(images[permutation], max(1, min(groups, batch)))
     keys = torch.cat([encode(chunk) for chunk in chunks])
     return keys[torch.argsort(permutation)]
-
-
-class ContrastiveStep(NamedTuple):
-    """What one forward pass of :func:`contrastive_step` produced."""
-
-    loss: Tensor
-    logits: Tensor
-    target: Tensor
-    keys: Tensor
-
-
-def contrastive_step(
-    query_encoder: nn.Module,
-    key_encoder: nn.Module,
-    queue: KeyQueue | None,
-    images_q: Tensor,
-    images_k: Tensor,
-    accelerator: Accelerator,
-    generator: torch.Generator,
-    margin: float,
-    temperature: float,
-    shuffle_bn_groups: int = 2,
-) -> ContrastiveStep:
-    """Forward pass of one MoCo step with the margin loss (no backward, no queue or momentum update).
-
-    Args:
-        images_q, images_k: the two views ``(B, 3, H, W)``.
-        queue: the negatives; ``None`` uses the other keys of the batch instead.
-
-    Returns:
-        loss (scalar), logits ``(B, 1 + K)`` or ``(B, B)``, their targets ``(B,)`` and the
-        normalised keys ``(B, D)`` to enqueue.
-    """
-    with accelerator.autocast():
-        query = F.normalize(query_encoder(images_q).float(), dim=1)
-        keys = shuffled_key_forward(key_encoder, images_k, accelerator, generator, shuffle_bn_groups)
-    keys = F.normalize(keys.float(), dim=1)
-    if queue is None:
-        logits = in_batch_margin_contrastive_logits(query, keys, margin, temperature)
-        target = torch.arange(logits.shape[0], device=logits.device)
-    else:
-        logits = margin_contrastive_logits(query, keys, queue.keys, margin, temperature)
-        target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-    return ContrastiveStep(F.cross_entropy(logits, target), logits, target, keys)

@@ -1,93 +1,34 @@
-"""The ``vipriors_*`` model family: timm's own ``ResNet`` with the paper's pretrained tags.
-
-Every architecture has two pretrained tags, one per phase of the method:
-
-* ``student`` (the default): the 1000-class classifier distilled in phase 2 on the VIPriors
-  ImageNet subset (50 images per class), evaluated at the paper's larger input resolution.
-* ``teacher``: the phase-1 MoCo v2 backbone trained with the margin loss, without classifier
-  (``num_classes=0``), for feature extraction, linear probes and as the phase-2 starting point.
+"""The ResNet members of the ``vipriors_*`` family: timm's own ``ResNet``, registered with timm.
 
 The models are built with :func:`timm.models.build_model_with_cfg`, so ``timm.create_model``,
-``pretrained_cfg_overlay``, ``features_only`` and timm's Hub loading all work unchanged.
+``pretrained_cfg_overlay``, ``features_only`` and timm's Hub loading all work unchanged. Each
+member's plain-timm twin is declared in the family table (:mod:`vipriors_hub.models.family`).
 """
 
 from typing import Any
 
 from huggingface_hub.errors import EntryNotFoundError
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, ImageNetInfo
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ..errors import PretrainedWeightsUnavailableError
+from .family import add_member, pretrained_cfgs
 
-__all__ = ["ARCHITECTURES", "HUB_ORGANIZATION", "PAPER_ID", "PRETRAINED_TAGS", "TIMM_EQUIVALENTS", "hub_repo_id"]
+__all__ = ["RESNET_MEMBERS"]
 
-HUB_ORGANIZATION = "vipriors-hub"
-"""The Hugging Face Hub organisation that hosts every published checkpoint of the family."""
-
-PAPER_ID = "arXiv:2008.00261"
-PAPER_NAME = "Distilling Visual Priors from Self-Supervised Learning"
-
-PRETRAINED_TAGS = ("student", "teacher")
-"""Tags of each architecture, the default (phase-2 student) first."""
-
-ARCHITECTURES = (
-    "vipriors_resnet_tiny",
-    "vipriors_resnet18",
-    "vipriors_resnet50",
-    "vipriors_resnet101",
-    "vipriors_resnext101_32x8d",
-)
-
-TIMM_EQUIVALENTS: dict[str, tuple[str, dict[str, Any]]] = {
+RESNET_MEMBERS: dict[str, tuple[str, dict[str, Any]]] = {
     "vipriors_resnet_tiny": ("resnet18", {"layers": [1, 1, 1, 1], "channels": [32, 64, 128, 256]}),
     "vipriors_resnet18": ("resnet18", {}),
     "vipriors_resnet50": ("resnet50", {}),
     "vipriors_resnet101": ("resnet101", {}),
     "vipriors_resnext101_32x8d": ("resnext101_32x8d", {}),
 }
-"""Each member as a plain timm model with identical weights: ``(timm name, model_args)``. Exported
-``config.json`` files name these, so checkpoints load in timm and transformers without this package."""
+"""The members defined here: ``name -> (plain timm name, model_args)`` with identical weights."""
 
-STUDENT_RESOLUTION = 448
-TEACHER_RESOLUTION = 224
+for _name, (_timm_name, _timm_args) in RESNET_MEMBERS.items():
+    add_member(_name, _timm_name, _timm_args)
 
-
-def hub_repo_id(architecture: str, tag: str) -> str:
-    """Return the Hub repository id that hosts ``architecture.tag``, e.g. ``vipriors-hub/vipriors_resnet50.teacher``."""
-    return f"{HUB_ORGANIZATION}/{architecture}.{tag}"
-
-
-def _cfg(architecture: str, tag: str) -> dict[str, Any]:
-    resolution = STUDENT_RESOLUTION if tag == "student" else TEACHER_RESOLUTION
-    phase = (
-        "phase-2 self-distilled student, 1000-class VIPriors ImageNet classifier"
-        if tag == "student"
-        else "phase-1 MoCo v2 teacher trained with the margin loss (backbone without classifier)"
-    )
-    return {
-        "hf_hub_id": hub_repo_id(architecture, tag),
-        "num_classes": 1000 if tag == "student" else 0,
-        "label_names": tuple(ImageNetInfo().label_names()) if tag == "student" else None,
-        "input_size": (3, resolution, resolution),
-        "test_input_size": (3, resolution, resolution),
-        "pool_size": (resolution // 32, resolution // 32),
-        "crop_pct": 0.875,
-        "interpolation": "bilinear",
-        "mean": IMAGENET_DEFAULT_MEAN,
-        "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "conv1",
-        "classifier": "fc",
-        "license": "apache-2.0",
-        "description": f"{architecture}: {phase}.",
-        "paper_name": PAPER_NAME,
-        "paper_ids": PAPER_ID,
-    }
-
-
-default_cfgs = generate_default_cfgs(
-    {f"{arch}.{tag}": _cfg(arch, tag) for arch in ARCHITECTURES for tag in PRETRAINED_TAGS}
-)
+default_cfgs = generate_default_cfgs(pretrained_cfgs(list(RESNET_MEMBERS), classifier="fc", first_conv="conv1"))
 
 
 def _create_vipriors_resnet(variant: str, pretrained: bool = False, **kwargs: Any) -> ResNet:

@@ -1,4 +1,5 @@
-"""Evaluation: kNN and linear probe for teachers; accuracy, 10-crop, ensembles and submissions for students."""
+"""Evaluation: kNN and linear probe for teachers; accuracy, 10-crop, ensembles and submissions for
+students; the per-epoch validation of training."""
 
 import csv
 import io
@@ -9,11 +10,12 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn.functional as F
+from accelerate import Accelerator
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..config import check_settings
-from ..data import (
+from .config import check_settings
+from .data import (
     DataConfig,
     ExampleStream,
     ResumableLoader,
@@ -22,9 +24,9 @@ from ..data import (
     load_split_lists,
     ten_crop_transform,
 )
-from ..errors import VipriorsError
-from ..outputs import check_results_destination, is_results_file, is_submission_file, write_text_atomically
+from .errors import VipriorsError
 from .hub import file_sha256, load_model_folder
+from .outputs import check_results_destination, is_results_file, is_submission_file, write_text_atomically
 
 __all__ = [
     "TeacherEvalConfig",
@@ -36,6 +38,7 @@ __all__ = [
     "predict_probabilities",
     "read_submission",
     "topk",
+    "validation_scores",
     "write_submission",
 ]
 
@@ -163,6 +166,34 @@ def evaluate_teacher(config: TeacherEvalConfig, data_config: DataConfig) -> dict
 
 
 @torch.no_grad()
+def validation_scores(
+    model: nn.Module, split, resolution: int, batch_size: int, num_workers: int, accelerator: Accelerator
+) -> dict[str, float]:
+    """Top-1 / top-5 (percent) of a classifier on ``split`` (centre crop), each process scoring its share;
+    the scores are summed over processes. ``model`` is left in the mode it was in."""
+    stream = ExampleStream(
+        split,
+        eval_transform(resolution, timm.data.resolve_data_config({}, model=model)),
+        shuffle=False,
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+        batch_size=batch_size,
+    )
+    counts = torch.zeros(3, dtype=torch.long, device=accelerator.device)
+    was_training = model.training
+    model.eval()
+    for images, labels in ResumableLoader(stream, num_workers=num_workers):
+        images, labels = images.to(accelerator.device), labels.to(accelerator.device)
+        with accelerator.autocast():
+            logits = model(images)
+        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]
+        counts += torch.stack([top5[:, 0].sum(), top5.any(dim=1).sum(), labels.new_tensor(len(labels))]).to(counts)
+    model.train(was_training)
+    top1, top5, total = accelerator.reduce(counts, reduction="sum").tolist()
+    return {"top1": 100.0 * top1 / total, "top5": 100.0 * top5 / total}
+
+
+@torch.no_grad()
 def predict_probabilities(
     model: nn.Module,
     split,
@@ -181,8 +212,7 @@ def predict_probabilities(
     ``(N,)`` and row indices into ``split`` ``(N,)`` (unreadable images are skipped).
     """
     data_config = timm.data.resolve_data_config({}, model=model)
-    crop_pct = model.pretrained_cfg.get("crop_pct", 0.875)
-    transform = (ten_crop_transform if ten_crop else eval_transform)(resolution, data_config, crop_pct)
+    transform = (ten_crop_transform if ten_crop else eval_transform)(resolution, data_config)
     images_per_batch = max(1, batch_size // 10) if ten_crop else batch_size
     stream = ExampleStream(split, transform, shuffle=False, batch_size=images_per_batch, with_index=True)
     model.eval().to(device)
