@@ -9,6 +9,7 @@ finite and went down. Each precision runs in its own process (accelerate fixes t
 per process); results are written after every measurement, so a run cut short keeps what it did.
 
     python benchmarks/gpu_check.py --json-out gpu_check.json     # on a CUDA machine
+    python benchmarks/gpu_check.py --compile-precisions bf16      # fp32 in eager mode only
     python benchmarks/gpu_check.py --dry-run --json-out dry.json  # tiny model on CPU: checks the script
 
 JSON layout: ``{"device": ..., "teacher": {"bf16": {"images_per_second": N, "mode": "compile", ...,
@@ -59,7 +60,10 @@ def batches_for(phase: str, pool: list[torch.Tensor], classes: int) -> list:
     generator = torch.Generator().manual_seed(1)
     labels = [torch.randint(0, classes, (len(images),), generator=generator).to(images.device) for images in pool]
     if phase == "teacher":
-        return [((images + 0.1 * images.flip(-2), images.flip(-1)), label) for images, label in zip(pool, labels)]
+        return [
+            ((images + 0.1 * images.flip(-2), images.flip(-1)), label)
+            for images, label in zip(pool, labels, strict=True)
+        ]
     return list(zip(pool, labels, strict=True))
 
 
@@ -101,8 +105,9 @@ def one_precision(args: argparse.Namespace) -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     pool = synthetic_pool(args, accelerator.device)
+    modes = [mode for mode in args.modes if mode != "compile" or args.precision in args.compile_precisions]
     for phase in args.phases:
-        for mode in args.modes:
+        for mode in modes:
             torch.manual_seed(0)
             record = {"phase": phase, "precision": args.precision, "mode": mode}
             try:
@@ -146,6 +151,13 @@ def main() -> None:
     parser.add_argument("--phases", nargs="+", default=["teacher", "student"], choices=["teacher", "student"])
     parser.add_argument("--modes", nargs="+", default=["eager", "compile"], choices=["eager", "compile"])
     parser.add_argument("--precisions", nargs="+", default=["bf16", "fp32"], choices=list(PRECISIONS))
+    parser.add_argument(
+        "--compile-precisions",
+        nargs="+",
+        default=list(PRECISIONS),
+        choices=list(PRECISIONS),
+        help="compile mode only at these",
+    )
     parser.add_argument("--precision", help=argparse.SUPPRESS)
     parser.add_argument("--json-out", help="write the summary here (rewritten after every measurement)")
     args = parser.parse_args()

@@ -10,10 +10,12 @@ order a rank sees does not depend on the number of workers. A streaming dataset 
 ``IterableDataset``) is shuffled with ``datasets``' seeded buffer, ``set_epoch`` and
 ``split_dataset_by_node``.
 
-Exact resume: the random augmentation of an example is seeded from ``(seed, epoch, rank, position)``,
-so skipping the first ``k`` batches of an epoch (without decoding them) and continuing gives
-the very batches an uninterrupted run would have seen. A streaming source resumes exactly when it
-is read by at most one worker (with several, the workers' turns restart at worker 0).
+Exact resume: the random augmentations of a batch are drawn from generators seeded once for that
+batch from ``(seed, epoch, rank, batch)``, so skipping the first ``k`` batches of an epoch (without
+reading them) and continuing gives the very batches an uninterrupted run would have seen, whatever
+the number of workers. A map-style source is read one Arrow batch (the batch's rows) at a time. A
+streaming source resumes exactly when it is read by at most one worker (with several, the workers'
+turns restart at worker 0).
 """
 
 import contextlib
@@ -38,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def _seeded_rngs(seed: int, restore: bool) -> Iterator[None]:
-    """Seed torch's CPU, ``random``'s and numpy's global generators for one example.
+    """Seed torch's CPU, ``random``'s and numpy's global generators for one batch.
 
     ``restore`` puts the previous states back afterwards (needed in the training process itself;
     a DataLoader worker owns its generators)."""
@@ -131,43 +133,62 @@ class ExampleStream(torch.utils.data.IterableDataset):
             raise TypeError("A streaming source has no length.")
         return len(self.rank_indices())
 
-    def _map_style_examples(self, worker: int, workers: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    def _map_style_batches(self, worker: int, workers: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """This worker's batches of the epoch: ``(batch number, examples)``, each read as one Arrow batch."""
         indices = self.rank_indices()
-        first_batch = self.skip_batches + worker
-        for batch_start in range(first_batch * self.batch_size, len(indices), workers * self.batch_size):
-            for position in range(batch_start, min(batch_start + self.batch_size, len(indices))):
-                yield position, {**self.source[int(indices[position])], "_index": int(indices[position])}
+        columns = self.source.select_columns(["image", "label"])
+        for batch in range(self.skip_batches + worker, -(-len(indices) // self.batch_size), workers):
+            rows = indices[batch * self.batch_size : (batch + 1) * self.batch_size].tolist()
+            table = columns[rows]
+            yield (
+                batch,
+                [
+                    {"image": image, "label": label, "_index": row}
+                    for image, label, row in zip(table["image"], table["label"], rows, strict=True)
+                ],
+            )
 
-    def _streamed_examples(self, worker: int, workers: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    def _streamed_batches(self, worker: int, workers: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """This worker's examples of a streaming source in groups of ``batch_size``, numbered apart from
+        other workers' groups."""
         stream = self.source
         if self.shuffle:
             stream = stream.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
         stream.set_epoch(self.epoch)
         if self.world_size > 1:
             stream = split_dataset_by_node(stream, rank=self.rank, world_size=self.world_size)
-        skip = len(range(worker, self.skip_batches, workers)) * self.batch_size
+        skip = len(range(worker, self.skip_batches, workers))
+        group: list[dict[str, Any]] = []
+        number = skip
         for position, example in enumerate(stream):
-            if position >= skip:
-                yield worker * 2**32 + position, example
+            if position < skip * self.batch_size:
+                continue
+            group.append(example)
+            if len(group) == self.batch_size:
+                yield worker * 2**32 + number, group
+                group, number = [], number + 1
+        if group:
+            yield worker * 2**32 + number, group
 
-    def __iter__(self) -> Iterator[tuple[Any, int]]:
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        examples = self._streamed_examples if self.is_streaming else self._map_style_examples
+        batches = self._streamed_batches if self.is_streaming else self._map_style_batches
         skipped = 0
-        for position, example in examples(worker, workers):
-            try:
-                image = decode_rgb(example["image"])
-            except UnreadableImageError as error:
-                skipped += 1
-                logger.debug("Skipping %s", error)
-                continue
-            seed = int(np.random.SeedSequence([self.seed, self.epoch, self.rank, position]).generate_state(1)[0])
+        for number, examples in batches(worker, workers):
+            seed = int(np.random.SeedSequence([self.seed, self.epoch, self.rank, number]).generate_state(1)[0])
+            transformed = []
             with _seeded_rngs(seed, restore=info is None):
-                if self.with_index:
-                    yield self.transform(image), int(example["label"]), example["_index"]
-                else:
-                    yield self.transform(image), int(example["label"])
+                for example in examples:
+                    try:
+                        image = decode_rgb(example["image"])
+                    except UnreadableImageError as error:
+                        skipped += 1
+                        logger.debug("Skipping %s", error)
+                        continue
+                    item = (self.transform(image), int(example["label"]))
+                    transformed.append((*item, example["_index"]) if self.with_index else item)
+            yield from transformed
         self.skipped_images += skipped
         if skipped:
             logger.warning(
@@ -182,16 +203,23 @@ class ResumableLoader:
     """Batches of an :class:`ExampleStream` with an iteration state ``{epoch, batches_done}``.
 
     Each complete pass moves on to the next epoch (a new order). ``prefetch_factor`` bounds the
-    batches each worker prepares ahead (DataLoader's default, 2, when ``None``). ``state_dict()`` taken after ``k``
+    batches each worker prepares ahead (DataLoader's default, 2, when ``None``); ``pin_memory``
+    puts batches in page-locked memory for asynchronous copies to a GPU. ``state_dict()`` taken after ``k``
     batches of an epoch and given to ``load_state_dict`` of a new loader over the same stream makes
     the new loader continue with batch ``k + 1``.
     """
 
     def __init__(
-        self, stream: ExampleStream, num_workers: int = 0, drop_last: bool = False, prefetch_factor: int | None = None
+        self,
+        stream: ExampleStream,
+        num_workers: int = 0,
+        drop_last: bool = False,
+        prefetch_factor: int | None = None,
+        pin_memory: bool = False,
     ) -> None:
         self.stream = stream
         self.num_workers = num_workers
+        self.pin_memory = pin_memory
         self.drop_last = drop_last
         self.prefetch_factor = prefetch_factor
         self.epoch = 0
@@ -225,6 +253,7 @@ class ResumableLoader:
             num_workers=self.num_workers,
             drop_last=self.drop_last,
             persistent_workers=False,
+            pin_memory=self.pin_memory,
             prefetch_factor=self.prefetch_factor if self.num_workers > 0 else None,
         )
         yielded = 0

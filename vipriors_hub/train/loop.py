@@ -42,6 +42,9 @@ from .run import (
     tracker_config,
 )
 
+FUSED_OPTIMIZERS = ("sgd", "nesterov", "momentum", "adam", "adamw")
+"""timm optimizer names whose torch optimizer has a fused CUDA kernel (used on a GPU)."""
+
 __all__ = [
     "RunContext",
     "StepOutput",
@@ -89,6 +92,10 @@ class TrainingPhase:
     def train(self) -> None:
         """Put the phase's modules into training mode."""
         self.model.train()
+
+    def compile(self) -> None:
+        """``torch.compile`` the networks of the step in place (``--torchcompile``)."""
+        self.model.compile()
 
     def training_step(self, batch: Any, micro_step: int) -> StepOutput:
         """Forward one micro-batch (as the loader gives it, on the CPU) and return its loss."""
@@ -142,8 +149,10 @@ def prepare_phase(
     sections: dict[str, Any] | None = None,
 ) -> tuple[nn.Module, torch.optim.Optimizer, Scheduler]:
     """Create the optimizer (timm's ``create_optimizer_v2``; weight decay on every parameter, as the
-    paper) and the schedule, prepare the model with ``accelerator`` and start the phase. Returns the
-    prepared model, optimizer and scheduler."""
+    paper; fused kernels on a GPU) and the schedule, prepare the model with ``accelerator`` (channels_last
+    on a GPU unless told otherwise), start the phase and compile it if asked. Returns the prepared
+    model, optimizer and scheduler."""
+    on_gpu = accelerator.device.type == "cuda"
     optimizer = timm.optim.create_optimizer_v2(
         phase.model,
         opt=settings.opt,
@@ -151,11 +160,15 @@ def prepare_phase(
         weight_decay=settings.weight_decay,
         momentum=settings.momentum,
         filter_bias_and_bn=False,
+        **({"fused": True} if on_gpu and settings.opt in FUSED_OPTIMIZERS else {}),
     )
     scheduler = create_scheduler(optimizer, settings, steps_per_epoch, total_steps)
-    memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
+    channels_last = on_gpu if settings.channels_last is None else settings.channels_last
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model, optimizer = accelerator.prepare(phase.model.to(memory_format=memory_format), optimizer)
     phase.start(RunContext(accelerator, output, sections or {}, steps_per_epoch, memory_format), model)
+    if settings.torch_compile:
+        phase.compile()
     return model, optimizer, scheduler
 
 
@@ -205,7 +218,9 @@ def fit(
         world_size=accelerator.num_processes,
         batch_size=settings.batch_size,
     )
-    loader = ResumableLoader(stream, num_workers=settings.num_workers, drop_last=True)
+    loader = ResumableLoader(
+        stream, num_workers=settings.num_workers, drop_last=True, pin_memory=accelerator.device.type == "cuda"
+    )
     accumulation = gradient_accumulation(settings, accelerator, len(loader))
     settings = dataclasses.replace(settings, gradient_accumulation_steps=accumulation)
     steps_per_epoch, total_steps = plan_steps(

@@ -107,11 +107,11 @@ def shuffled_key_forward(
     batch = images.shape[0]
     if accelerator.num_processes > 1:
         everything = accelerator.gather(images.contiguous())
-        permutation = torch.randperm(everything.shape[0], generator=generator).to(images.device)
+        permutation = torch.randperm(everything.shape[0], generator=generator).to(images.device, non_blocking=True)
         mine = slice(accelerator.process_index * batch, (accelerator.process_index + 1) * batch)
         keys = accelerator.gather(encode(everything[permutation][mine]).contiguous())
         return keys[torch.argsort(permutation)][mine]
-    permutation = torch.randperm(batch, generator=generator).to(images.device)
+    permutation = torch.randperm(batch, generator=generator).to(images.device, non_blocking=True)
     chunks = torch.chunk(images[permutation], max(1, min(groups, batch)))
     keys = torch.cat([encode(chunk) for chunk in chunks])
     return keys[torch.argsort(permutation)]

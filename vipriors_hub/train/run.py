@@ -112,7 +112,16 @@ class RunSettings:
             "flags": ("-j", "--workers", "--num-workers"),
         },
     )
-    channels_last: bool = field(default=False, metadata={"help": "channels_last memory format"})
+    channels_last: bool | None = field(
+        default=None, metadata={"help": "channels_last memory format (none given: on a GPU, not on a CPU)"}
+    )
+    torch_compile: bool = field(
+        default=False,
+        metadata={
+            "help": "torch.compile the networks of the step (nn.Module.compile: weights and checkpoints unchanged)",
+            "flags": ("--torchcompile", "--torch-compile"),
+        },
+    )
     checkpoint_every: int = field(
         default=1000, metadata={"help": "checkpoint every N steps (and every epoch)", "min": 1}
     )

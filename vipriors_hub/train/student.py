@@ -99,6 +99,11 @@ class StudentPhase(TrainingPhase):
         if self.teacher is not None:
             self.teacher.to(context.accelerator.device, memory_format=context.memory_format)
 
+    def compile(self) -> None:
+        super().compile()
+        if self.teacher is not None:
+            self.teacher.compile()
+
     def training_step(self, batch: Any, micro_step: int) -> StepOutput:
         images, labels = (tensor.to(self.accelerator.device, non_blocking=True) for tensor in batch)
         images = targets = images.contiguous(memory_format=self.context.memory_format)

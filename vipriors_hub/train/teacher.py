@@ -75,6 +75,10 @@ class TeacherPhase(TrainingPhase):
         self.model.train()
         self.key_encoder.train()
 
+    def compile(self) -> None:
+        super().compile()
+        self.key_encoder.compile()
+
     def training_step(self, batch: Any, micro_step: int) -> StepOutput:
         """Margin contrastive loss of the query view against its key and the queue (or the other keys)."""
         (images_q, images_k), _ = batch
