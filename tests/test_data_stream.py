@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pytest
 import torch
 from conftest import FASHION_DIR
@@ -208,3 +209,24 @@ def test_describe_matches_the_stream() -> None:
     assert report["splits"]["train"]["images"] == len(
         list(ExampleStream(data.splits["train"], pixel_value, shuffle=False))
     )
+
+
+def test_fused_tensor_conversion_equals_to_tensor_then_normalize() -> None:
+    from torchvision import transforms
+
+    from vipriors_hub.data.transforms import ToNormalizedTensor, eval_transform, moco_v2_transform
+
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    pixels = np.random.default_rng(0).integers(0, 256, size=(37, 29, 3), dtype=np.uint8)
+    reference = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])(Image.fromarray(pixels))
+    fused = ToNormalizedTensor(mean, std)(Image.fromarray(pixels))
+    assert fused.shape == reference.shape == (3, 37, 29) and fused.dtype == torch.float32
+    assert torch.allclose(fused, reference, atol=1e-6)
+    gray = ToNormalizedTensor((0.5,), (0.25,))(Image.fromarray(pixels[:, :, 0]))
+    assert torch.allclose(
+        gray, transforms.Normalize((0.5,), (0.25,))(transforms.ToTensor()(Image.fromarray(pixels[:, :, 0]))), atol=1e-6
+    )
+    config = {**DATA_CONFIG, "mean": mean, "std": std}
+    for built in (eval_transform(16, config), moco_v2_transform(16, config).transform):
+        names = [type(step).__name__ for step in built.transforms]
+        assert "ToNormalizedTensor" in names and "Normalize" not in names and "MaybeToTensor" not in names

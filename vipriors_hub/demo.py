@@ -1,70 +1,122 @@
 """``vipriors-hub demo``: the whole method on real data-deficient data, offline, on a CPU.
 
 Fashion-MNIST (shipped with the package: 50 training images per class and the official 10k test
-set) is learned three ways with the same architecture and input size:
+set; or the full IDX files with ``--data-dir`` and another draw with ``--seed``) is learned with the
+same architecture, input size and batch by four arms:
 
-* baseline: supervised from scratch (cross-entropy only);
-* teacher: MoCo v2 with the margin loss on the 500 training images, without labels, scored by
-  kNN and a linear probe on its frozen features;
-* student: started from the teacher and trained with cross-entropy + OFD distillation.
+* baseline, paper protocol: supervised from scratch for the student's epochs;
+* teacher: MoCo v2 with the margin loss on the training images, without labels, scored by kNN and a
+  linear probe on its frozen features;
+* student: started from the teacher and trained with cross-entropy + OFD distillation;
+* baseline, equal compute: supervised from scratch for as many steps as the teacher's and the
+  student's training took together, measured: its steps are the pipeline's training seconds over
+  the paper-protocol baseline's seconds per step, both measured in this run.
 
-Every arm trains on the training part (40 images per class) and is scored on the 10k test set;
-the held-out part (10 per class) is only used for the per-epoch validation curves.
+Every arm trains on the training part and is scored on the 10k test set; the held-out part
+(``val_per_class`` images per class) gives the validation curves, and the defaults were chosen on
+such a held-out part by ``benchmarks/tune_demo.py``, never on the test set.
 """
 
 import importlib.resources
 import json
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import check_settings
-from .data import DataConfig
+from .data import CIFAR10_POLICY, DataConfig
 from .errors import VipriorsError
 from .evaluate import TeacherEvalConfig, evaluate_students, evaluate_teacher
 from .hub import export_run
 from .outputs import check_model_destination, write_text_atomically
+from .train.distill import TEACHER_BN_MODES
 from .train.student import StudentConfig, train_student
 from .train.teacher import TeacherConfig, train_teacher
 
-__all__ = ["DemoConfig", "check_demo_destination", "demo_data_config", "run_arms", "run_demo"]
+__all__ = [
+    "ARMS",
+    "RESULT_KEYS",
+    "DemoConfig",
+    "baseline_run_config",
+    "check_demo_destination",
+    "demo_data_config",
+    "run_arms",
+    "run_demo",
+    "student_run_config",
+    "teacher_run_config",
+]
+
+ARMS = ("baseline", "teacher", "student", "baseline_equal_compute")
+RESULT_KEYS = (
+    "baseline_top1",
+    "baseline_equal_compute_top1",
+    "teacher_knn_top1",
+    "teacher_linear_top1",
+    "student_top1",
+)
+AUGMENTATIONS = ("original", CIFAR10_POLICY, "none")
 
 
 @dataclass
 class DemoConfig:
-    """Budgets of the demo; the defaults fit in about 15 minutes on 2 CPU cores."""
+    """Data, budgets and settings of the demo; the defaults fit in about 15 minutes on 2 CPU cores and
+    are those ``benchmarks/tune_demo.py`` chose on held-out data."""
 
     output: str = field(default="vipriors-demo", metadata={"help": "output folder"})
+    data_dir: str | None = field(
+        default=None, metadata={"help": "folder with the Fashion-MNIST IDX files (none: the shipped subset)"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed of the draw and of training", "min": 0, "max": 2**32 - 1})
+    per_class: int = field(default=50, metadata={"help": "training images per class, held-out included", "min": 2})
+    val_per_class: int = field(default=10, metadata={"help": "of --per-class, held out for validation", "min": 1})
     architecture: str = field(default="vipriors_resnet_tiny", metadata={"help": "a vipriors_* model"})
     resolution: int = field(default=32, metadata={"help": "input size in px", "min": 8, "max": 4096})
-    teacher_epochs: int = field(default=150, metadata={"help": "teacher epochs", "min": 1})
-    student_epochs: int = field(default=60, metadata={"help": "student and baseline epochs", "min": 1})
     batch_size: int = field(default=64, metadata={"help": "images per step", "min": 1})
+    teacher_epochs: int = field(default=150, metadata={"help": "teacher epochs", "min": 1})
+    teacher_lr: float = field(default=0.12, metadata={"help": "teacher --lr-base", "above": 0})
     margin: float = field(default=0.4, metadata={"help": "margin of the contrastive loss", "min": 0})
     queue_size: int = field(default=256, metadata={"help": "teacher queue size", "min": 0, "max": 2**20})
+    student_epochs: int = field(default=60, metadata={"help": "student (and paper-protocol baseline) epochs", "min": 1})
+    student_lr: float = field(default=0.1, metadata={"help": "student --lr-base", "above": 0})
+    distill_weight: float = field(default=1e-4, metadata={"help": "student OFD weight", "min": 0})
+    no_distill_epochs: int = field(default=5, metadata={"help": "student epochs before distillation", "min": 0})
+    teacher_bn: str = field(default="eval", metadata={"help": "student --teacher-bn", "choices": TEACHER_BN_MODES})
+    student_aa: str = field(default="original", metadata={"help": "student --aa", "choices": AUGMENTATIONS})
+    baseline_lr: float = field(default=0.1, metadata={"help": "baseline --lr-base", "above": 0})
+    baseline_aa: str = field(default="original", metadata={"help": "baseline --aa", "choices": AUGMENTATIONS})
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers", "min": 0, "max": 256})
     overwrite: bool = field(default=False, metadata={"help": "replace the runs of an earlier demo in --output"})
 
     def __post_init__(self) -> None:
         check_settings(self)
+        if self.val_per_class >= self.per_class:
+            raise VipriorsError(f"--val-per-class {self.val_per_class} must be below --per-class {self.per_class}.")
+        if self.data_dir is None and self.per_class > 50:
+            raise VipriorsError("The shipped subset has 50 images per class: pass --data-dir for more.")
 
 
-def demo_data_config() -> DataConfig:
-    """The shipped Fashion-MNIST subset: 50 training images per class (10 held out), seed 0."""
-    folder = importlib.resources.files("vipriors_hub.demo_data")
-    return DataConfig(dataset="fashion-mnist", data_dir=str(folder), per_class=50, val_per_class=10, seed=0)
+def demo_data_config(config: DemoConfig | None = None) -> DataConfig:
+    """The demo's data: the shipped Fashion-MNIST subset (50 training images per class, 10 held out,
+    seed 0) unless ``config`` names other IDX files, another draw or other sizes."""
+    config = config or DemoConfig()
+    folder = config.data_dir or str(importlib.resources.files("vipriors_hub.demo_data"))
+    return DataConfig(
+        dataset="fashion-mnist",
+        data_dir=folder,
+        per_class=config.per_class,
+        val_per_class=config.val_per_class,
+        seed=config.seed,
+    )
 
 
-def _teacher_config(config: DemoConfig, output: Path) -> TeacherConfig:
-    return TeacherConfig(
+def _common(config: DemoConfig, output: Path) -> dict:
+    return dict(
         output=str(output),
         architecture=config.architecture,
         resolution=config.resolution,
-        epochs=config.teacher_epochs,
         batch_size=config.batch_size,
-        base_lr=0.12,
-        margin=config.margin,
-        queue_size=config.queue_size,
-        key_momentum=0.99,
         gradient_accumulation_steps=1,
         num_workers=config.num_workers,
         log_every=5,
@@ -74,25 +126,49 @@ def _teacher_config(config: DemoConfig, output: Path) -> TeacherConfig:
     )
 
 
-def _student_config(config: DemoConfig, output: Path, teacher: Path | None) -> StudentConfig:
+def teacher_run_config(config: DemoConfig, output: Path) -> TeacherConfig:
+    """The demo teacher's settings."""
+    return TeacherConfig(
+        epochs=config.teacher_epochs,
+        base_lr=config.teacher_lr,
+        margin=config.margin,
+        queue_size=config.queue_size,
+        key_momentum=0.99,
+        **_common(config, output),
+    )
+
+
+def student_run_config(config: DemoConfig, output: Path, teacher: Path) -> StudentConfig:
+    """The demo student's settings: distilled from ``teacher`` (a teacher's ``final/``)."""
     return StudentConfig(
-        output=str(output),
-        teacher=str(teacher) if teacher else None,
-        architecture=config.architecture,
-        init="teacher" if teacher else "scratch",
-        distill_weight=1e-4 if teacher else 0.0,
-        resolution=config.resolution,
+        teacher=str(teacher),
         epochs=config.student_epochs,
-        no_distill_epochs=5,
-        batch_size=config.batch_size,
+        base_lr=config.student_lr,
+        distill_weight=config.distill_weight,
+        no_distill_epochs=config.no_distill_epochs,
+        teacher_bn=config.teacher_bn,
+        auto_augment=config.student_aa,
         schedule="cosine",
         warmup_epochs=2,
-        gradient_accumulation_steps=1,
-        num_workers=config.num_workers,
-        log_every=5,
-        checkpoint_every=10_000,
-        report_to="none",
-        overwrite=config.overwrite,
+        **_common(config, output),
+    )
+
+
+def baseline_run_config(
+    config: DemoConfig, output: Path, epochs: int | None = None, max_steps: int | None = None
+) -> StudentConfig:
+    """The supervised baseline's settings: from scratch, no teacher, the student's epochs unless
+    ``epochs`` / ``max_steps`` say otherwise (the equal-compute arm)."""
+    return StudentConfig(
+        init="scratch",
+        distill_weight=0.0,
+        epochs=epochs or config.student_epochs,
+        max_steps=max_steps,
+        base_lr=config.baseline_lr,
+        auto_augment=config.baseline_aa,
+        schedule="cosine",
+        warmup_epochs=2,
+        **_common(config, output),
     )
 
 
@@ -100,34 +176,114 @@ def _read_metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def plot(output: Path, results: dict[str, float]) -> Path:
-    """Learning curves of the three arms and the test accuracies as bars, in one PNG."""
+def _timed(train: Callable[[], Path], run: Path) -> tuple[Path, dict[str, float]]:
+    """Run ``train`` and measure it: wall seconds, optimizer steps and images drawn."""
+    start = time.perf_counter()
+    final = train()
+    seconds = time.perf_counter() - start
+    record = _read_metrics(run)[0]
+    steps = record["steps_total"]
+    return final, {"train_seconds": seconds, "steps": steps, "images_seen": steps * record["effective_batch_size"]}
+
+
+def _last_validation(run: Path) -> float:
+    return [r for r in _read_metrics(run) if "val_top1" in r][-1]["val_top1"]
+
+
+def run_arms(config: DemoConfig, data: DataConfig, arms: tuple[str, ...] = ARMS) -> dict:
+    """Train and score the requested arms under ``config.output``.
+
+    Returns the test top-1 of each arm (percent, keys of :data:`RESULT_KEYS`), the last validation
+    top-1 of each supervised arm (``*_val_top1``), ``compute`` (per arm: training wall seconds,
+    optimizer steps, images drawn) and, with the equal-compute arm, ``equal_compute`` (how its budget
+    was set from the measured costs).
+
+    Raises:
+        VipriorsError: the equal-compute arm asked for without the three arms it is measured against.
+    """
+    output = Path(config.output)
+    evaluations = output / "evaluations"
+    evaluations.mkdir(parents=True, exist_ok=True)
+    results: dict = {"compute": {}}
+    compute = results["compute"]
+
+    def score_classifier(arm: str, final: Path) -> None:
+        scores = evaluate_students([str(final)], data, "test", evaluations / f"{arm}.json", num_workers=0)
+        results[f"{arm}_top1"] = scores["top1"]
+        results[f"{arm}_val_top1"] = _last_validation(output / arm)
+
+    if "baseline" in arms:
+        final, compute["baseline"] = _timed(
+            lambda: train_student(baseline_run_config(config, output / "baseline"), data), output / "baseline"
+        )
+        score_classifier("baseline", final)
+    if "teacher" in arms:
+        teacher, compute["teacher"] = _timed(
+            lambda: train_teacher(teacher_run_config(config, output / "teacher"), data), output / "teacher"
+        )
+        probe = TeacherEvalConfig(
+            checkpoint=str(teacher), output=str(evaluations / "teacher.json"), split="test", num_workers=0
+        )
+        scores = evaluate_teacher(probe, data)
+        results["teacher_knn_top1"], results["teacher_linear_top1"] = scores["knn"]["top1"], scores["linear"]["top1"]
+    if "student" in arms:
+        student_config = student_run_config(config, output / "student", output / "teacher" / "final")
+        final, compute["student"] = _timed(lambda: train_student(student_config, data), output / "student")
+        score_classifier("student", final)
+    if "baseline_equal_compute" in arms:
+        if not {"baseline", "teacher", "student"} <= set(compute):
+            raise VipriorsError(
+                "The equal-compute baseline is measured against the baseline, teacher and student arms."
+            )
+        pipeline = compute["teacher"]["train_seconds"] + compute["student"]["train_seconds"]
+        per_step = compute["baseline"]["train_seconds"] / compute["baseline"]["steps"]
+        steps = max(1, round(pipeline / per_step))
+        steps_per_epoch = compute["baseline"]["steps"] / config.student_epochs
+        results["equal_compute"] = {
+            "pipeline_train_seconds": pipeline,
+            "baseline_seconds_per_step": per_step,
+            "steps": steps,
+            "epochs": steps / steps_per_epoch,
+            "budget_seconds": steps * per_step,
+        }
+        arm_config = baseline_run_config(
+            config, output / "baseline_equal_compute", math.ceil(steps / steps_per_epoch), max_steps=steps
+        )
+        final, compute["baseline_equal_compute"] = _timed(
+            lambda: train_student(arm_config, data), output / "baseline_equal_compute"
+        )
+        score_classifier("baseline_equal_compute", final)
+    return results
+
+
+def plot(output: Path, results: dict) -> Path:
+    """Validation curves of the supervised arms, the teacher's loss and the test accuracies, in one PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (curves, losses, bars) = plt.subplots(1, 3, figsize=(15, 4.2))
-    for arm in ("baseline", "student"):
+    figure, (curves, losses, bars) = plt.subplots(1, 3, figsize=(16, 4.2))
+    for arm in ("baseline", "baseline_equal_compute", "student"):
         records = [r for r in _read_metrics(output / arm) if "val_top1" in r]
-        curves.plot([r["epoch"] for r in records], [r["val_top1"] for r in records], label=arm)
+        curves.plot([r["epoch"] for r in records], [r["val_top1"] for r in records], label=arm.replace("_", " "))
     curves.set(title="held-out validation top-1 (%)", xlabel="epoch")
     curves.legend()
     records = [r for r in _read_metrics(output / "teacher") if "loss" in r]
     losses.plot([r["epoch"] for r in records], [r["loss"] for r in records], color="tab:green")
     losses.set(title="teacher: margin contrastive loss", xlabel="epoch")
     names = {
-        "baseline_top1": "baseline\n(scratch)",
+        "baseline_top1": "baseline\n(student's\nepochs)",
+        "baseline_equal_compute_top1": "baseline\n(equal\ncompute)",
         "teacher_knn_top1": "teacher\nkNN",
         "teacher_linear_top1": "teacher\nlinear",
         "student_top1": "student\n(distilled)",
     }
-    bars.bar(
-        list(names.values()), [results[key] for key in names], color=["grey", "tab:green", "tab:olive", "tab:blue"]
-    )
+    colours = ["lightgrey", "dimgrey", "tab:green", "tab:olive", "tab:blue"]
+    bars.bar(list(names.values()), [results[key] for key in names], color=colours)
     for index, key in enumerate(names):
         bars.text(index, results[key] + 0.5, f"{results[key]:.1f}", ha="center")
-    bars.set(title="Fashion-MNIST test top-1 (%), 50 images/class", ylim=(0, 100))
+    bars.set(title="Fashion-MNIST test top-1 (%)", ylim=(0, 100))
     figure.tight_layout()
     path = output / "results.png"
     figure.savefig(path, dpi=110)
@@ -135,38 +291,7 @@ def plot(output: Path, results: dict[str, float]) -> Path:
     return path
 
 
-def run_arms(config: DemoConfig, data: DataConfig, arms: tuple[str, ...] = ("baseline", "teacher", "student")) -> dict:
-    """Train and score the requested arms under ``config.output``; return their test accuracies (percent)
-    and the validation accuracy of the last epoch of each supervised arm."""
-    output = Path(config.output)
-    evaluations = output / "evaluations"
-    evaluations.mkdir(parents=True, exist_ok=True)
-    results: dict[str, float] = {}
-    if "baseline" in arms:
-        baseline = train_student(_student_config(config, output / "baseline", None), data)
-        scores = evaluate_students([str(baseline)], data, "test", evaluations / "baseline.json", num_workers=0)
-        results["baseline_top1"] = scores["top1"]
-        results["baseline_val_top1"] = _last_validation(output / "baseline")
-    if "teacher" in arms:
-        teacher = train_teacher(_teacher_config(config, output / "teacher"), data)
-        probe = TeacherEvalConfig(
-            checkpoint=str(teacher), output=str(evaluations / "teacher.json"), split="test", num_workers=0
-        )
-        scores = evaluate_teacher(probe, data)
-        results["teacher_knn_top1"], results["teacher_linear_top1"] = scores["knn"]["top1"], scores["linear"]["top1"]
-    if "student" in arms:
-        student = train_student(_student_config(config, output / "student", output / "teacher" / "final"), data)
-        scores = evaluate_students([str(student)], data, "test", evaluations / "student.json", num_workers=0)
-        results["student_top1"] = scores["top1"]
-        results["student_val_top1"] = _last_validation(output / "student")
-    return results
-
-
-def _last_validation(run: Path) -> float:
-    return [r for r in _read_metrics(run) if "val_top1" in r][-1]["val_top1"]
-
-
-DEMO_ENTRIES = frozenset({"baseline", "teacher", "student", "evaluations", "hub", "results.json", "results.png"})
+DEMO_ENTRIES = frozenset({*ARMS, "evaluations", "hub", "results.json", "results.png"})
 
 
 def check_demo_destination(output: Path) -> None:
@@ -184,17 +309,26 @@ def check_demo_destination(output: Path) -> None:
         check_model_destination(output / "hub" / phase)
 
 
-def run_demo(config: DemoConfig) -> dict[str, float]:
-    """Run the three arms; write ``results.json``, ``results.png`` and Hub-ready ``hub/teacher``, ``hub/student``.
+def run_demo(config: DemoConfig) -> dict:
+    """Run the four arms; write ``results.json``, ``results.png`` and Hub-ready ``hub/teacher``, ``hub/student``.
 
-    Returns the four test accuracies (percent): ``baseline_top1``, ``teacher_knn_top1``,
-    ``teacher_linear_top1``, ``student_top1``.
+    Returns what ``results.json`` holds: the five test accuracies of :data:`RESULT_KEYS` (percent),
+    the validation accuracies, the compute each arm used, how the equal-compute budget was set, and
+    the data and settings of the run.
     """
     output = Path(config.output)
     check_demo_destination(output)
-    measured = run_arms(config, demo_data_config())
-    keys = ("baseline_top1", "teacher_knn_top1", "teacher_linear_top1", "student_top1")
-    results = {key: measured[key] for key in keys}
+    data = demo_data_config(config)
+    measured = run_arms(config, data)
+    results = {key: measured[key] for key in RESULT_KEYS}
+    results.update({key: value for key, value in measured.items() if key not in results})
+    results["data"] = {
+        "source": "shipped subset" if config.data_dir is None else "Fashion-MNIST IDX files",
+        "seed": config.seed,
+        "train_per_class": config.per_class - config.val_per_class,
+        "val_per_class": config.val_per_class,
+        "test_images": 10_000,
+    }
     write_text_atomically(output / "results.json", json.dumps(results, indent=2))
     plot(output, results)
     evaluations = output / "evaluations"

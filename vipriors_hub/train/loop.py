@@ -149,9 +149,9 @@ def prepare_phase(
     sections: dict[str, Any] | None = None,
 ) -> tuple[nn.Module, torch.optim.Optimizer, Scheduler]:
     """Create the optimizer (timm's ``create_optimizer_v2``; weight decay on every parameter, as the
-    paper; fused kernels on a GPU) and the schedule, prepare the model with ``accelerator`` (channels_last
-    on a GPU unless told otherwise), start the phase and compile it if asked. Returns the prepared
-    model, optimizer and scheduler."""
+    paper; fused kernels on a GPU) and the schedule, prepare the model with ``accelerator``, start the
+    phase and compile it. channels_last and compilation are on on a GPU and off on a CPU unless the
+    settings say otherwise. Returns the prepared model, optimizer and scheduler."""
     on_gpu = accelerator.device.type == "cuda"
     optimizer = timm.optim.create_optimizer_v2(
         phase.model,
@@ -167,7 +167,7 @@ def prepare_phase(
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model, optimizer = accelerator.prepare(phase.model.to(memory_format=memory_format), optimizer)
     phase.start(RunContext(accelerator, output, sections or {}, steps_per_epoch, memory_format), model)
-    if settings.torch_compile:
+    if on_gpu if settings.torch_compile is None else settings.torch_compile:
         phase.compile()
     return model, optimizer, scheduler
 

@@ -115,10 +115,11 @@ class RunSettings:
     channels_last: bool | None = field(
         default=None, metadata={"help": "channels_last memory format (none given: on a GPU, not on a CPU)"}
     )
-    torch_compile: bool = field(
-        default=False,
+    torch_compile: bool | None = field(
+        default=None,
         metadata={
-            "help": "torch.compile the networks of the step (nn.Module.compile: weights and checkpoints unchanged)",
+            "help": "torch.compile the networks of the step (weights and checkpoints unchanged; none given: on a "
+            "GPU, where it makes both steps ~1.5x faster, not on a CPU)",
             "flags": ("--torchcompile", "--torch-compile"),
         },
     )
