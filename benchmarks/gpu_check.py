@@ -101,9 +101,9 @@ def one_precision(args: argparse.Namespace) -> None:
     """Both phases in every mode at ``args.precision``, in this process; one JSON line per result."""
     cpu = args.dry_run or not torch.cuda.is_available()
     accelerator = Accelerator(mixed_precision="no" if cpu else PRECISIONS[args.precision], cpu=cpu)
-    torch.backends.cudnn.benchmark = True
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = (
+        True  # fp32 rows: TF32 matrix products (cuDNN's convolutions use TF32 anyway)
+    )
     pool = synthetic_pool(args, accelerator.device)
     modes = [mode for mode in args.modes if mode != "compile" or args.precision in args.compile_precisions]
     for phase in args.phases:
@@ -118,8 +118,7 @@ def one_precision(args: argparse.Namespace) -> None:
             except Exception as error:  # a mode that fails is reported, the others still run
                 record["error"] = "".join(traceback.format_exception_only(error)).strip()[-2000:]
             print(json.dumps(record), flush=True)
-            if accelerator.device.type == "cuda":
-                torch.cuda.empty_cache()
+            accelerator.free_memory()  # drop the references prepare() keeps, before the next measurement
 
 
 def summarise(records: list[dict], device: str) -> dict:
@@ -182,6 +181,9 @@ def main() -> None:
                     print(f"{record['phase']:<8} {precision:<5} {record['mode']:<8} {figure}", flush=True)
                     if args.json_out:
                         Path(args.json_out).write_text(json.dumps(summarise(records, device), indent=2))
+        if process.returncode:
+            records.append({"phase": "all", "precision": precision, "mode": "-", "error": f"exit {process.returncode}"})
+            print(f"the {precision} process failed (exit status {process.returncode})", flush=True)
     summary = summarise(records, device)
     print(json.dumps(summary, indent=2))
     ok = all(r.get("loss_finite") for r in records)

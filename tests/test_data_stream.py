@@ -230,3 +230,18 @@ def test_fused_tensor_conversion_equals_to_tensor_then_normalize() -> None:
     for built in (eval_transform(16, config), moco_v2_transform(16, config).transform):
         names = [type(step).__name__ for step in built.transforms]
         assert "ToNormalizedTensor" in names and "Normalize" not in names and "MaybeToTensor" not in names
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_a_skipped_image_shortens_its_own_batch_only(num_workers: int) -> None:
+    images = [{"bytes": png(Image.new("L", (8, 8), i)), "path": None} for i in range(12)]
+    images[5] = {"bytes": b"not an image", "path": None}
+    source = datasets.Dataset.from_dict(
+        {"image": images, "label": list(range(12))},
+        features=datasets.Features({"image": datasets.Image(decode=False), "label": datasets.Value("int64")}),
+    )
+    loader = ResumableLoader(ExampleStream(source, pixel_value, shuffle=False, batch_size=4), num_workers=num_workers)
+    assert [labels.tolist() for _, labels in loader] == [[0, 1, 2, 3], [4, 6, 7], [8, 9, 10, 11]]
+    resumed = ResumableLoader(ExampleStream(source, pixel_value, shuffle=False, batch_size=4), num_workers=num_workers)
+    resumed.load_state_dict({"epoch": 0, "batches_done": 2})
+    assert [labels.tolist() for _, labels in resumed] == [[8, 9, 10, 11]]

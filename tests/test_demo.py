@@ -9,7 +9,8 @@ import pytest
 from huggingface_hub import ModelCard
 
 from vipriors_hub.data import load_data
-from vipriors_hub.demo import DemoConfig, demo_data_config, run_demo
+from vipriors_hub.demo import ARMS, RESULT_KEYS, DemoConfig, demo_data_config, run_arms, run_demo
+from vipriors_hub.errors import VipriorsError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,11 +36,44 @@ def test_demo_runs_every_arm_and_writes_results_plot_and_cards(tmp_path: Path) -
     results = run_demo(config)
     written = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert written == results
-    assert set(written) == {"baseline_top1", "teacher_knn_top1", "teacher_linear_top1", "student_top1"}
-    assert all(0 <= value <= 100 for value in written.values())
+    assert set(RESULT_KEYS) <= set(written) and len(RESULT_KEYS) == 5
+    assert all(0 <= written[key] <= 100 for key in RESULT_KEYS)
     assert (tmp_path / "demo" / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert written["data"] == {
+        "source": "shipped subset",
+        "seed": 0,
+        "train_per_class": 40,
+        "val_per_class": 10,
+        "test_images": 10_000,
+    }
     for phase, keys in (("student", ["student_top1"]), ("teacher", ["teacher_knn_top1", "teacher_linear_top1"])):
         card = ModelCard.load(tmp_path / "demo" / "hub" / phase / "README.md")
         top1 = {r.metric_value for r in card.data.eval_results if r.metric_name.startswith("top1")}
         assert top1 == {written[key] for key in keys}
         assert all(r.dataset_split == "test" for r in card.data.eval_results)
+
+
+def test_equal_compute_baseline_gets_the_measured_budget_of_the_pipeline(tmp_path: Path) -> None:
+    config = DemoConfig(output=str(tmp_path / "arms"), teacher_epochs=3, student_epochs=2)
+    results = run_arms(config, demo_data_config(config))
+    compute, equal = results["compute"], results["equal_compute"]
+    pipeline = compute["teacher"]["train_seconds"] + compute["student"]["train_seconds"]
+    assert equal["pipeline_train_seconds"] == pytest.approx(pipeline)
+    assert equal["baseline_seconds_per_step"] == pytest.approx(
+        compute["baseline"]["train_seconds"] / compute["baseline"]["steps"]
+    )
+    assert equal["budget_seconds"] == pytest.approx(pipeline, rel=0.10)
+    assert compute["baseline_equal_compute"]["steps"] == equal["steps"] > compute["baseline"]["steps"]
+    for arm in ARMS:
+        assert compute[arm]["images_seen"] == compute[arm]["steps"] * config.batch_size
+    assert set(RESULT_KEYS) <= set(results)
+
+
+def test_demo_draws_other_data_when_asked() -> None:
+    other = demo_data_config(DemoConfig(seed=3, per_class=30, val_per_class=5))
+    data = load_data(other)
+    assert len(data.splits["train"]) == 250 and len(data.splits["val"]) == 50
+    with pytest.raises(VipriorsError, match="shipped subset has 50"):
+        DemoConfig(per_class=60)
+    with pytest.raises(VipriorsError, match="must be below"):
+        DemoConfig(per_class=10, val_per_class=10)

@@ -58,6 +58,9 @@ def test_default_accumulation_reaches_an_effective_batch_of_256() -> None:
     assert gradient_accumulation(TeacherConfig(batch_size=256), accelerator, batches_per_epoch=100) == 1
     # never more micro-batches than an epoch has, never fewer than one
     assert gradient_accumulation(StudentConfig(batch_size=64), accelerator, batches_per_epoch=3) == 3
+    # a divisor of the epoch's batches, so that no optimizer step spans two epochs
+    assert gradient_accumulation(StudentConfig(batch_size=64), accelerator, batches_per_epoch=6) == 3
+    assert gradient_accumulation(StudentConfig(batch_size=64), accelerator, batches_per_epoch=7) == 1
     assert gradient_accumulation(StudentConfig(batch_size=512), accelerator, batches_per_epoch=3) == 1
     assert gradient_accumulation(StudentConfig(batch_size=64, gradient_accumulation_steps=2), accelerator, 100) == 2
 
@@ -89,7 +92,9 @@ def test_new_options_train_and_resume_from_a_named_checkpoint(tmp_path: Path, te
     assert resume_checkpoint_path(StudentConfig(resume=str(run))) == (run, None)
     capsys.readouterr()
     assert main([*flags, "--resume", str(checkpoint), "--max-steps", "4"]) == 0
-    assert f"Resumed from {checkpoint} at step 2." in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"Resumed from {checkpoint} at step 2." in printed
+    assert f"Deleted {run / 'checkpoints' / 'step-00000004'}" in printed, "the abandoned later checkpoint goes"
     with pytest.raises(VipriorsError, match="neither a training run"):
         resume_checkpoint_path(StudentConfig(resume=str(tmp_path)))
 

@@ -83,9 +83,9 @@ class DemoConfig:
     distill_weight: float = field(default=1e-4, metadata={"help": "student OFD weight", "min": 0})
     no_distill_epochs: int = field(default=5, metadata={"help": "student epochs before distillation", "min": 0})
     teacher_bn: str = field(default="eval", metadata={"help": "student --teacher-bn", "choices": TEACHER_BN_MODES})
-    student_aa: str = field(default="original", metadata={"help": "student --aa", "choices": AUGMENTATIONS})
-    baseline_lr: float = field(default=0.1, metadata={"help": "baseline --lr-base", "above": 0})
-    baseline_aa: str = field(default="original", metadata={"help": "baseline --aa", "choices": AUGMENTATIONS})
+    student_aa: str = field(default="cifar10", metadata={"help": "student --aa", "choices": AUGMENTATIONS})
+    baseline_lr: float = field(default=0.2, metadata={"help": "baseline --lr-base", "above": 0})
+    baseline_aa: str = field(default="cifar10", metadata={"help": "baseline --aa", "choices": AUGMENTATIONS})
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers", "min": 0, "max": 256})
     overwrite: bool = field(default=False, metadata={"help": "replace the runs of an earlier demo in --output"})
 

@@ -28,7 +28,7 @@ import datasets
 import numpy as np
 import torch
 from datasets.distributed import split_dataset_by_node
-from torch.utils.data import DataLoader, get_worker_info
+from torch.utils.data import DataLoader, default_collate, get_worker_info
 
 from ..errors import VipriorsError
 from .images import UnreadableImageError, decode_rgb
@@ -108,6 +108,7 @@ class ExampleStream(torch.utils.data.IterableDataset):
         self.with_index = with_index
         self.epoch = 0
         self.skip_batches = 0
+        self.drop_last = False
         self.skipped_images = 0
 
     @property
@@ -115,10 +116,12 @@ class ExampleStream(torch.utils.data.IterableDataset):
         """Whether the source is a ``datasets.IterableDataset`` (length unknown)."""
         return isinstance(self.source, datasets.IterableDataset)
 
-    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
-        """Iterate epoch ``epoch`` next, starting after its first ``skip_batches`` batches."""
+    def set_epoch(self, epoch: int, skip_batches: int = 0, drop_last: bool = False) -> None:
+        """Iterate epoch ``epoch`` next, starting after its first ``skip_batches`` batches; ``drop_last``
+        leaves out a last batch shorter than ``batch_size``."""
         self.epoch = epoch
         self.skip_batches = skip_batches
+        self.drop_last = drop_last
 
     def rank_indices(self) -> np.ndarray:
         """Indices into a map-style source that this rank reads in the current epoch, in order."""
@@ -137,7 +140,8 @@ class ExampleStream(torch.utils.data.IterableDataset):
         """This worker's batches of the epoch: ``(batch number, examples)``, each read as one Arrow batch."""
         indices = self.rank_indices()
         columns = self.source.select_columns(["image", "label"])
-        for batch in range(self.skip_batches + worker, -(-len(indices) // self.batch_size), workers):
+        count = len(indices) // self.batch_size if self.drop_last else -(-len(indices) // self.batch_size)
+        for batch in range(self.skip_batches + worker, count, workers):
             rows = indices[batch * self.batch_size : (batch + 1) * self.batch_size].tolist()
             table = columns[rows]
             yield (
@@ -167,10 +171,12 @@ class ExampleStream(torch.utils.data.IterableDataset):
             if len(group) == self.batch_size:
                 yield worker * 2**32 + number, group
                 group, number = [], number + 1
-        if group:
+        if group and not self.drop_last:
             yield worker * 2**32 + number, group
 
-    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+    def _transformed_batches(self) -> Iterator[list[tuple[Any, ...]]]:
+        """This rank's (and DataLoader worker's) batches of the epoch, each a list of transformed
+        examples: shorter than ``batch_size`` where an image was unreadable (skipped and counted)."""
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         batches = self._streamed_batches if self.is_streaming else self._map_style_batches
@@ -188,7 +194,7 @@ class ExampleStream(torch.utils.data.IterableDataset):
                         continue
                     item = (self.transform(image), int(example["label"]))
                     transformed.append((*item, example["_index"]) if self.with_index else item)
-            yield from transformed
+            yield transformed
         self.skipped_images += skipped
         if skipped:
             logger.warning(
@@ -197,6 +203,30 @@ class ExampleStream(torch.utils.data.IterableDataset):
                 self.epoch,
                 self.rank,
             )
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        """The transformed examples ``(image, label[, index])`` one by one."""
+        for transformed in self._transformed_batches():
+            yield from transformed
+
+    def batches(self) -> Iterator[Any]:
+        """The collated batches (images ``(B, ...)``, labels ``(B,)``[, indices ``(B,)``]): one per batch
+        of the epoch's order, so that a batch never takes examples of the next one when an image was
+        skipped, and resuming after ``k`` batches stays exact whatever the number of workers."""
+        for transformed in self._transformed_batches():
+            if transformed:
+                yield default_collate(transformed)
+
+
+class _CollatedBatches(torch.utils.data.IterableDataset):
+    """The collated batches of an :class:`ExampleStream`, for a DataLoader that does not batch again."""
+
+    def __init__(self, stream: ExampleStream) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.stream.batches()
 
 
 class ResumableLoader:
@@ -246,12 +276,11 @@ class ResumableLoader:
 
     def __iter__(self) -> Iterator[Any]:
         """Yield the remaining batches of the current epoch (collated: images ``(B, 3, H, W)``, labels ``(B,)``)."""
-        self.stream.set_epoch(self.epoch, skip_batches=self.batches_done)
+        self.stream.set_epoch(self.epoch, skip_batches=self.batches_done, drop_last=self.drop_last)
         loader = DataLoader(
-            self.stream,
-            batch_size=self.stream.batch_size,
+            _CollatedBatches(self.stream),
+            batch_size=None,
             num_workers=self.num_workers,
-            drop_last=self.drop_last,
             persistent_workers=False,
             pin_memory=self.pin_memory,
             prefetch_factor=self.prefetch_factor if self.num_workers > 0 else None,

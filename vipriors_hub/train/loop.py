@@ -153,6 +153,8 @@ def prepare_phase(
     phase and compile it. channels_last and compilation are on on a GPU and off on a CPU unless the
     settings say otherwise. Returns the prepared model, optimizer and scheduler."""
     on_gpu = accelerator.device.type == "cuda"
+    if on_gpu:
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     optimizer = timm.optim.create_optimizer_v2(
         phase.model,
         opt=settings.opt,
@@ -244,6 +246,8 @@ def fit(
         step = progress["step"]
         micro_step = progress.get("micro_step", step * accumulation)
         loader.load_state_dict(progress["loader"])
+        for abandoned in checkpoints.discard_after(step):
+            accelerator.print(f"Deleted {abandoned}: the run continues from the older {checkpoint.name}.")
         accelerator.print(f"Resumed from {checkpoint} at step {step}.")
     metrics.write(
         start_record(accelerator, settings, learning_rate(settings, accelerator.num_processes), step, total_steps)

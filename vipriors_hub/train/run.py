@@ -97,8 +97,8 @@ class RunSettings:
     gradient_accumulation_steps: int | None = field(
         default=None,
         metadata={
-            "help": f"micro-batches per optimizer step (none given: as many as make the effective batch "
-            f"{TARGET_EFFECTIVE_BATCH})",
+            "help": f"micro-batches per optimizer step (none given: up to an effective batch of "
+            f"{TARGET_EFFECTIVE_BATCH}, a divisor of an epoch's batches)",
             "min": 1,
             "flags": ("--grad-accum-steps", "--gradient-accumulation-steps"),
         },
@@ -239,7 +239,8 @@ def prepare_output_dir(output: Path, sections: Mapping[str, Any], resume: bool, 
 
     A folder that holds a run is continued only with ``resume`` and the same configuration but for
     :data:`RESUMABLE_CHANGES` (each change appended to ``OUTPUT/history.jsonl`` and written into
-    ``config.yaml``), and replaced only with ``overwrite`` when it holds that run and nothing else
+    ``config.yaml``; settings its ``config.yaml`` does not hold, added by a later version, are not
+    compared), and replaced only with ``overwrite`` when it holds that run and nothing else
     (:func:`~vipriors_hub.outputs.check_run_destination`). Call it on the main process only.
     """
     check_run_destination(output, resume, overwrite)
@@ -250,11 +251,14 @@ def prepare_output_dir(output: Path, sections: Mapping[str, Any], resume: bool, 
             section: upgrade_settings(values) if isinstance(values, dict) else values
             for section, values in (yaml.safe_load(config_file.read_text()) or {}).items()
         }
+        # A setting the run's config.yaml does not hold did not exist in the version that wrote it.
         changed = {
             f"{section}.{key}": [previous.get(section, {}).get(key), value]
             for section, fields in resolved.items()
             for key, value in fields.items()
-            if key not in _NOT_COMPARED and previous.get(section, {}).get(key) != value
+            if key not in _NOT_COMPARED
+            and key in previous.get(section, {})
+            and previous.get(section, {}).get(key) != value
         }
         refused = sorted(name for name in changed if name.split(".", 1)[1] not in RESUMABLE_CHANGES)
         if refused:
@@ -288,9 +292,7 @@ def check_tracker(report_to: str) -> str | None:
     return None if report_to == "none" else report_to
 
 
-def make_accelerator(
-    output: Path, cpu: bool, mixed_precision: str | None, gradient_accumulation_steps: int, report_to: str
-) -> Accelerator:
+def make_accelerator(output: Path, cpu: bool, mixed_precision: str | None, report_to: str) -> Accelerator:
     """An ``Accelerator`` on CPU when asked or when no GPU is present.
 
     ``mixed_precision=None`` keeps what accelerate's launcher or config file set
@@ -299,7 +301,6 @@ def make_accelerator(
     return Accelerator(
         cpu=cpu or not torch.cuda.is_available(),
         mixed_precision=mixed_precision,
-        gradient_accumulation_steps=gradient_accumulation_steps,
         log_with=check_tracker(report_to),
         project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs")),
     )
@@ -325,7 +326,7 @@ def resume_checkpoint_path(settings: RunSettings) -> tuple[Path, Path | None]:
     output = Path(settings.output)
     if settings.resume in (None, LATEST_CHECKPOINT):
         return output, None
-    path = Path(settings.resume)
+    path = Path(settings.resume).resolve()
     if _CHECKPOINT.match(path.name) and path.parent.name == "checkpoints" and path.is_dir():
         return path.parent.parent, path
     if (path / "config.yaml").is_file():
@@ -345,17 +346,21 @@ def start_run(settings: TrainSettings, seed: int) -> tuple[Accelerator, TrainSet
     """
     output, checkpoint = resume_checkpoint_path(settings)
     check_run_destination(output, bool(settings.resume), settings.overwrite)
-    accelerator = make_accelerator(output, settings.cpu, settings.mixed_precision, 1, settings.report_to)
+    accelerator = make_accelerator(output, settings.cpu, settings.mixed_precision, settings.report_to)
     set_seed(seed)
     return accelerator, dataclasses.replace(settings, output=str(output)), checkpoint
 
 
 def gradient_accumulation(settings: TrainSettings, accelerator: Accelerator, batches_per_epoch: int) -> int:
-    """``--grad-accum-steps``, or as many micro-batches as make the effective batch
-    :data:`TARGET_EFFECTIVE_BATCH` (at most one epoch's batches, at least one); set on ``accelerator``."""
-    accumulation = settings.gradient_accumulation_steps or max(
-        1, min(batches_per_epoch, TARGET_EFFECTIVE_BATCH // (settings.batch_size * accelerator.num_processes))
-    )
+    """``--grad-accum-steps``, or the largest number of micro-batches up to the one that makes the
+    effective batch :data:`TARGET_EFFECTIVE_BATCH` that divides an epoch's batches (so that no
+    accumulation cycle spans two epochs; at least one); set on ``accelerator``."""
+    accumulation = settings.gradient_accumulation_steps
+    if accumulation is None:
+        target = max(1, TARGET_EFFECTIVE_BATCH // (settings.batch_size * accelerator.num_processes))
+        accumulation = max(
+            n for n in range(1, min(target, max(1, batches_per_epoch)) + 1) if batches_per_epoch % n == 0
+        )
     accelerator.gradient_accumulation_steps = accumulation
     return accumulation
 
@@ -534,8 +539,27 @@ class CheckpointManager:
         self.accelerator.wait_for_everyone()
         return final
 
+    def discard_after(self, step: int) -> list[Path]:
+        """Delete this run's checkpoints of steps after ``step`` (main process): a run continued from an
+        older checkpoint replaces its abandoned future, so that ``latest`` never returns to it."""
+        later = [p for p in self.directory.glob("step-*") if _CHECKPOINT.match(p.name) and int(p.name[5:]) > step]
+        if self.accelerator.is_main_process:
+            for path in later:
+                shutil.rmtree(path, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        return later
+
     def load(self, checkpoint: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Restore the accelerator state of ``checkpoint``; return its extra tensors and progress."""
+        """Restore the accelerator state of ``checkpoint``; return its extra tensors and progress.
+
+        Raises:
+            VipriorsError: the folder is not a complete checkpoint of this package.
+        """
+        if not (checkpoint / "progress.json").is_file() or not (checkpoint / "extra.safetensors").is_file():
+            raise VipriorsError(
+                f"{checkpoint} is not a complete checkpoint (progress.json and extra.safetensors): "
+                "resume from another one (--resume RUN continues from the newest)."
+            )
         self.accelerator.load_state(str(checkpoint))
         tensors = load_file(checkpoint / "extra.safetensors", device=str(self.accelerator.device))
         return tensors, json.loads((checkpoint / "progress.json").read_text())

@@ -69,6 +69,8 @@ class StudentConfig(TrainSettings):
         self.auto_augment = None if self.auto_augment in ("none", "") else self.auto_augment
         super().__post_init__()
         check_auto_augment(self.auto_augment)
+        if (self.mixup or self.cutmix) and self.batch_size % 2:
+            raise VipriorsError(f"--mixup/--cutmix mix pairs of images: --batch-size {self.batch_size} must be even.")
 
 
 class StudentPhase(TrainingPhase):
@@ -132,10 +134,10 @@ class StudentPhase(TrainingPhase):
         return {f"val_{name}": value for name, value in self.scores.items()}
 
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        return {}, {"best_top1": self.best_top1}
+        return {}, {"best_top1": self.best_top1, "scores": self.scores}
 
     def load_state(self, tensors: Mapping[str, Tensor], progress: Mapping[str, Any]) -> None:
-        self.best_top1 = progress["best_top1"]
+        self.best_top1, self.scores = progress["best_top1"], progress.get("scores", {})
 
     def write_final(self, folder: Path) -> None:
         """The classifier (without connectors), with a card that reports the last validation scores."""
