@@ -12,11 +12,11 @@ LAUNCH=${LAUNCH:-"python -m"}
 OUT=${OUT:-runs/vipriors}
 ARCH=${ARCH:-vipriors_resnet50}
 DATA=${DATA:-"--dataset vipriors"}                     # add --data-dir DIR for a local copy
-TEACHER=${TEACHER:-"--epochs 800 --batch-size 256 --resolution 224"}   # per process; lr = 0.03 x batch / 256
-STUDENT=${STUDENT:-"--epochs 100 --batch-size 64 --resolution 448"}    # lr = 0.1 x batch / 256
-EVAL=${EVAL:-"--ten-crop --resolution 448"}
+TEACHER=${TEACHER:-"--epochs 800 --batch-size 256 --img-size 224"}   # per process; lr = 0.03 x batch / 256
+STUDENT=${STUDENT:-"--epochs 100 --batch-size 64 --img-size 448"}    # lr = 0.1 x batch / 256
+EVAL=${EVAL:-"--ten-crop --img-size 448"}
 
-$LAUNCH vipriors_hub train-teacher $DATA --architecture "$ARCH" $TEACHER --output "$OUT/teacher"
+$LAUNCH vipriors_hub train-teacher $DATA --model "$ARCH" $TEACHER --output "$OUT/teacher"
 vipriors-hub eval-teacher $DATA --checkpoint "$OUT/teacher/final" --split val --output "$OUT/teacher/eval.json"
 $LAUNCH vipriors_hub train-student $DATA --teacher "$OUT/teacher/final" $STUDENT --output "$OUT/student"
 vipriors-hub evaluate $DATA --checkpoint "$OUT/student/final" --split val $EVAL --output "$OUT/student/val.json"

@@ -125,7 +125,7 @@ def bad_input_cases(
     return {
         "unknown architecture": (
             ["train-teacher", "--architecture", "resnet9000", "--output", out, *FASHION_ARGS],
-            "Unknown architecture",
+            "--model resnet9000: not a member of the family",
         ),
         "num_classes mismatch": (
             [

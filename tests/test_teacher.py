@@ -60,7 +60,7 @@ def test_output_layout_and_config_round_trip(teacher_run: Path, capsys: pytest.C
 
 
 def test_unknown_architecture_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(VipriorsError, match="Unknown architecture"):
+    with pytest.raises(VipriorsError, match="not a member of the family"):
         train_teacher(TeacherConfig(output=str(tmp_path), **{**TINY, "architecture": "resnet9000"}), FASHION)
 
 

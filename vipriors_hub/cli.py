@@ -295,7 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", action="append", required=True, help="student folder; repeat to ensemble")
     evaluate.add_argument("--split", default="val", choices=("val", "test"))
     evaluate.add_argument("--ten-crop", action="store_true", help="average the softmax of ten crops")
-    evaluate.add_argument("--resolution", type=int_at_least(8, 4096), help="test input size (default: each model's)")
+    evaluate.add_argument(
+        "--img-size",
+        "--resolution",
+        dest="resolution",
+        type=int_at_least(8, 4096),
+        help="test input size (default: each model's); also --resolution",
+    )
     evaluate.add_argument("--output", default="results.json", help="results JSON file")
     evaluate.add_argument("--submission", help="also write the VIPriors submission CSV here")
     evaluate.add_argument(
@@ -331,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     convert = commands.add_parser("convert", help="import a checkpoint of the original research code")
     convert.add_argument("checkpoint", help="MoCo .pth.tar or phase-2 student checkpoint")
-    convert.add_argument("--architecture", default="vipriors_resnet50")
+    convert.add_argument("--model", "--architecture", dest="architecture", default="vipriors_resnet50")
     convert.add_argument(
         "--num-classes", type=int_at_least(0, 1_000_000), default=0, help="0: a teacher backbone; N: a classifier"
     )

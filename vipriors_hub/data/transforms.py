@@ -3,7 +3,7 @@
 Mean, std and interpolation come from the model's pretrained cfg (``timm.data.resolve_data_config``).
 timm's last two steps, ``ToTensor`` then ``Normalize`` (five passes over float pixels), are fused
 into :class:`ToNormalizedTensor` (one pass over bytes, two over floats; the same values to within
-float rounding), which makes the CPU side of a step about twice as cheap at these sizes.
+float rounding), which makes the data path faster (`benchmarks/README.md`).
 """
 
 import random
@@ -88,8 +88,8 @@ class TwoCrops:
 
 
 class RandomGaussianBlur:
-    """Blur with PIL's Gaussian filter, sigma drawn uniformly from ``sigma`` (MoCo v2's own blur; about
-    7x cheaper on the CPU than torchvision's 23-tap convolution, which timm's factory uses)."""
+    """Blur with PIL's Gaussian filter, sigma drawn uniformly from ``sigma``: MoCo v2's own blur, much
+    cheaper on the CPU than the 23-tap torchvision convolution that timm's factory builds."""
 
     def __init__(self, sigma: tuple[float, float] = (0.1, 2.0)) -> None:
         self.sigma = sigma

@@ -33,7 +33,7 @@ def convert_checkpoint(checkpoint: str | Path, architecture: str, output: str | 
     """
     if architecture not in timm.list_models("vipriors_*"):
         raise VipriorsError(
-            f"--architecture {architecture}: not a member of the family; choose one of "
+            f"--model {architecture}: not a member of the family; choose one of "
             f"{', '.join(timm.list_models('vipriors_*'))}."
         )
     check_model_destination(Path(output))
@@ -79,7 +79,7 @@ def convert_checkpoint(checkpoint: str | Path, architecture: str, output: str | 
             f"{checkpoint} does not fit {architecture} (num_classes={num_classes}) under the prefix "
             f"'{best_prefix}': {len(missing)} missing keys (e.g. {', '.join(missing[:3])}), "
             f"{len(mismatched)} with other shapes (e.g. {', '.join(mismatched[:3])}). "
-            "Pass the architecture it was trained with (--architecture) and --num-classes."
+            "Pass the architecture it was trained with (--model) and --num-classes."
         )
     model.load_state_dict(best)
     tag = "student" if num_classes > 0 else "teacher"

@@ -310,7 +310,7 @@ def check_architecture(name: str) -> None:
     """Refuse a model name that is not a member of the family, listing the members."""
     family = timm.list_models("vipriors_*")
     if name not in family:
-        raise VipriorsError(f"Unknown architecture '{name}'. Choose one of: {', '.join(family)}.")
+        raise VipriorsError(f"--model {name}: not a member of the family. Choose one of: {', '.join(family)}.")
 
 
 def resume_checkpoint_path(settings: RunSettings) -> tuple[Path, Path | None]:
