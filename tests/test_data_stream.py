@@ -245,3 +245,18 @@ def test_a_skipped_image_shortens_its_own_batch_only(num_workers: int) -> None:
     resumed = ResumableLoader(ExampleStream(source, pixel_value, shuffle=False, batch_size=4), num_workers=num_workers)
     resumed.load_state_dict({"epoch": 0, "batches_done": 2})
     assert [labels.tolist() for _, labels in resumed] == [[8, 9, 10, 11]]
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_a_batch_of_unreadable_images_still_counts_as_a_batch(num_workers: int) -> None:
+    images = [{"bytes": png(Image.new("L", (8, 8), i)), "path": None} for i in range(9)]
+    images[3:6] = [{"bytes": b"broken", "path": None}] * 3
+    source = datasets.Dataset.from_dict(
+        {"image": images, "label": list(range(9))},
+        features=datasets.Features({"image": datasets.Image(decode=False), "label": datasets.Value("int64")}),
+    )
+    loader = ResumableLoader(ExampleStream(source, pixel_value, shuffle=False, batch_size=3), num_workers=num_workers)
+    iterator = iter(loader)
+    assert next(iterator)[1].tolist() == [0, 1, 2]
+    assert next(iterator)[1].tolist() == [6, 7, 8]
+    assert loader.state_dict() == {"epoch": 0, "batches_done": 3}, "the unreadable batch counts as done"

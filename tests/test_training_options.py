@@ -85,6 +85,12 @@ def test_new_options_train_and_resume_from_a_named_checkpoint(tmp_path: Path, te
     assert all(r["distillation"] > 0 for r in records if "distillation" in r), "distilled from the first step"
     recorded = yaml.safe_load((run / "config.yaml").read_text())["train"]
     assert (recorded["auto_augment"], recorded["teacher_bn"], recorded["opt"]) == ("cifar10", "train", "sgd")
+    # what the run used, not "auto": on this CPU neither channels_last nor compilation
+    assert (recorded["channels_last"], recorded["torch_compile"], recorded["gradient_accumulation_steps"]) == (
+        False,
+        False,
+        1,
+    )
 
     checkpoint = run / "checkpoints" / "step-00000002"
     assert checkpoint.is_dir()

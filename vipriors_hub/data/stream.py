@@ -212,10 +212,10 @@ class ExampleStream(torch.utils.data.IterableDataset):
     def batches(self) -> Iterator[Any]:
         """The collated batches (images ``(B, ...)``, labels ``(B,)``[, indices ``(B,)``]): one per batch
         of the epoch's order, so that a batch never takes examples of the next one when an image was
-        skipped, and resuming after ``k`` batches stays exact whatever the number of workers."""
+        skipped, and resuming after ``k`` batches stays exact whatever the number of workers. A batch
+        whose every image was unreadable is ``None``, so that it still counts as a batch done."""
         for transformed in self._transformed_batches():
-            if transformed:
-                yield default_collate(transformed)
+            yield default_collate(transformed) if transformed else None
 
 
 class _CollatedBatches(torch.utils.data.IterableDataset):
@@ -288,6 +288,8 @@ class ResumableLoader:
         yielded = 0
         for batch in loader:
             self.batches_done += 1
+            if batch is None:
+                continue
             yielded += 1
             yield batch
         if yielded == 0 and self.batches_done == 0:

@@ -224,7 +224,13 @@ def fit(
         stream, num_workers=settings.num_workers, drop_last=True, pin_memory=accelerator.device.type == "cuda"
     )
     accumulation = gradient_accumulation(settings, accelerator, len(loader))
-    settings = dataclasses.replace(settings, gradient_accumulation_steps=accumulation)
+    on_gpu = accelerator.device.type == "cuda"
+    settings = dataclasses.replace(
+        settings,
+        gradient_accumulation_steps=accumulation,
+        channels_last=on_gpu if settings.channels_last is None else settings.channels_last,
+        torch_compile=on_gpu if settings.torch_compile is None else settings.torch_compile,
+    )
     steps_per_epoch, total_steps = plan_steps(
         len(loader), len(stream), settings.batch_size, accumulation, settings.epochs, settings.max_steps
     )

@@ -224,6 +224,8 @@ RESUMABLE_CHANGES = (
     "num_workers",
     "report_to",
     "mixed_precision",
+    "channels_last",
+    "torch_compile",
 )
 _NOT_COMPARED = {"output"}
 
