@@ -58,8 +58,6 @@ class ToNormalizedTensor:
 def fuse_to_normalized_tensor(transform: Any) -> Any:
     """``transform`` with every ``ToTensor``, ``Normalize`` pair of its ``Compose`` lists (nested ones
     included) replaced by one :class:`ToNormalizedTensor`; other transforms are returned as they are."""
-    if isinstance(transform, TwoCrops):
-        return TwoCrops(fuse_to_normalized_tensor(transform.transform))
     if not isinstance(transform, transforms.Compose):
         return transform
     steps = [fuse_to_normalized_tensor(step) for step in transform.transforms]
