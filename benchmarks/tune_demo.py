@@ -5,15 +5,19 @@ evaluation seeds 0-2): ``--train-per-class`` training images and ``--val-per-cla
 images per class, both from the official training set. Every configuration trains on the training
 part and is scored on the held-out part only (top-1 of its last epoch); the test set is never read.
 
-Each arm gets the same number of configurations: its declared grid below, one setting changed at a
-time from the arm's starting point (``DemoConfig``'s values before this search). Every configuration
-costs about the same training compute, that of the default pipeline (teacher 150 epochs + student
-60, about a baseline of 300 epochs): the pipeline's splits trade teacher epochs for student epochs,
-and a larger input resolution costs its pixels in epochs, in both arms. The best configuration of
-each arm on the held-out part becomes the demo's default. Configurations with the same teacher
-settings share one teacher.
+A coordinate search in declared rounds, each arm with the same number of configurations in every
+round: a round changes one setting at a time (or one pair that keeps the compute) from its starting
+point; round 1 starts from ``DemoConfig``'s values before this search, each later round from the
+previous round's best of the arm (read from ``--results``, which the round extends; that start is
+one of the round's configurations, scored by the previous round, not trained again). Every
+configuration costs about the same training compute, that of the starting pipeline (teacher 150
+epochs + student 60, about a baseline of 300 epochs): the pipeline's splits trade teacher epochs for
+student epochs, and a larger input resolution costs its pixels in epochs, in both arms; each row
+records its measured training seconds. The best of the last round becomes the demo's default.
+Configurations with the same teacher settings share one teacher.
 
-    python benchmarks/tune_demo.py --data-dir ../shared/data/fashion-mnist --output runs/tune_demo
+    python benchmarks/tune_demo.py --round 1 --data-dir ../shared/data/fashion-mnist --output runs/tune_demo
+    python benchmarks/tune_demo.py --round 2 --data-dir ../shared/data/fashion-mnist --output runs/tune_demo
 """
 
 import argparse
@@ -28,9 +32,8 @@ from vipriors_hub.demo import DemoConfig, baseline_run_config, student_run_confi
 from vipriors_hub.train.student import train_student
 from vipriors_hub.train.teacher import train_teacher
 
-BASELINE_EPOCHS = 300
-BASELINE_START = {"baseline_lr": 0.2, "baseline_aa": "cifar10", "student_epochs": BASELINE_EPOCHS}
-BASELINE_CHANGES = [
+BASELINE_START = {"baseline_lr": 0.2, "baseline_aa": "cifar10", "student_epochs": 300}
+BASELINE_ROUND_1 = [
     {},
     {"baseline_lr": 0.05},
     {"baseline_lr": 0.1},
@@ -50,7 +53,7 @@ PIPELINE_START = {
     "teacher_bn": "eval",
     "student_aa": "cifar10",
 }
-PIPELINE_CHANGES = [
+PIPELINE_ROUND_1 = [
     {},
     {"teacher_epochs": 100, "student_epochs": 120},
     {"teacher_epochs": 50, "student_epochs": 180},
@@ -60,6 +63,23 @@ PIPELINE_CHANGES = [
     {"student_lr": 0.2},
     {"resolution": 48, "teacher_epochs": 67, "student_epochs": 27},
 ]
+BASELINE_ROUND_2 = [
+    {},
+    {"baseline_lr": 0.6},
+    {"baseline_lr": 0.8},
+    {"baseline_reprob": 0.25},
+    {"baseline_aa": "original"},
+]
+PIPELINE_ROUND_2 = [
+    {},
+    {"student_lr": 0.2},
+    {"student_lr": 0.4},
+    {"student_reprob": 0.25},
+    {"teacher_epochs": 25, "student_epochs": 210},
+]
+BASELINE_ROUNDS = [BASELINE_ROUND_1, BASELINE_ROUND_2]
+PIPELINE_ROUNDS = [PIPELINE_ROUND_1, PIPELINE_ROUND_2]
+START = {"baseline": BASELINE_START, "pipeline": PIPELINE_START}
 TEACHER_SETTINGS = ("resolution", "teacher_epochs", "teacher_lr", "margin", "queue_size")
 
 
@@ -78,6 +98,7 @@ def timed(train: Callable[..., Path], *args: object) -> tuple[Path, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--round", type=int, choices=range(1, len(BASELINE_ROUNDS) + 1), default=1)
     parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--seed", type=int, default=100)
     parser.add_argument("--train-per-class", type=int, default=40)
@@ -94,7 +115,20 @@ def main() -> None:
         val_per_class=args.val_per_class,
         seed=args.seed,
     )
-    output = Path(args.output)
+    draw = {
+        "seed": args.seed,
+        "train_per_class": args.train_per_class,
+        "val_per_class": args.val_per_class,
+        "held_out_images": 10 * args.val_per_class,
+        "scale": args.scale,
+    }
+    report = {"data": draw, "rounds": []}
+    if args.round > 1:
+        report = json.loads(Path(args.results).read_text())
+        if report["data"] != draw or len(report["rounds"]) < args.round - 1:
+            raise SystemExit(f"{args.results} does not hold round {args.round - 1} of this draw: run that round first.")
+        report["rounds"] = report["rounds"][: args.round - 1]
+    output = Path(args.output) / f"round-{args.round}"
     base = DemoConfig(
         output=str(output),
         data_dir=args.data_dir,
@@ -111,48 +145,46 @@ def main() -> None:
                 settings[key] = max(1, round(settings[key] * args.scale))
         return dataclasses.replace(base, **settings)
 
-    rows: dict[str, list[dict]] = {"baseline": [], "pipeline": []}
-    for index, change in enumerate(BASELINE_CHANGES):
-        config = configured(BASELINE_START, change)
-        run = output / f"baseline-{index}"
-        _, seconds = timed(train_student, baseline_run_config(config, run), data)
-        rows["baseline"].append({"change": change, "val_top1": last_validation(run), "train_seconds": seconds})
-        print(json.dumps({"arm": "baseline", **rows["baseline"][-1]}), flush=True)
-
+    starts, rows = {}, {}
     teachers: dict[tuple, tuple[Path, float]] = {}
-    for index, change in enumerate(PIPELINE_CHANGES):
-        config = configured(PIPELINE_START, change)
-        key = tuple(getattr(config, name) for name in TEACHER_SETTINGS)
-        if key not in teachers:
-            teachers[key] = timed(train_teacher, teacher_run_config(config, output / f"teacher-{len(teachers)}"), data)
-        teacher, teacher_seconds = teachers[key]
-        run = output / f"student-{index}"
-        _, seconds = timed(train_student, student_run_config(config, run, teacher), data)
-        row = {"change": change, "val_top1": last_validation(run), "train_seconds": teacher_seconds + seconds}
-        rows["pipeline"].append(row)
-        print(json.dumps({"arm": "pipeline", **row}), flush=True)
+    for arm in ("baseline", "pipeline"):
+        changes = (BASELINE_ROUNDS if arm == "baseline" else PIPELINE_ROUNDS)[args.round - 1]
+        starts[arm], rows[arm] = dict(START[arm]), []
+        if report["rounds"]:
+            previous = report["rounds"][-1]
+            starts[arm] = {**previous["start"][arm], **previous["chosen"][arm]["change"]}
+        for index, change in enumerate(changes):
+            if not change and report["rounds"]:
+                row = {**report["rounds"][-1]["chosen"][arm], "change": {}}
+                rows[arm].append(row)
+                continue
+            config = configured(starts[arm], change)
+            run = output / f"{arm}-{index}"
+            if arm == "baseline":
+                _, seconds = timed(train_student, baseline_run_config(config, run), data)
+            else:
+                key = tuple(getattr(config, name) for name in TEACHER_SETTINGS)
+                if key not in teachers:
+                    teacher_run = teacher_run_config(config, output / f"teacher-{len(teachers)}")
+                    teachers[key] = timed(train_teacher, teacher_run, data)
+                teacher, teacher_seconds = teachers[key]
+                _, seconds = timed(train_student, student_run_config(config, run, teacher), data)
+                seconds += teacher_seconds
+            rows[arm].append({"change": change, "val_top1": last_validation(run), "train_seconds": seconds})
+            print(json.dumps({"round": args.round, "arm": arm, **rows[arm][-1]}), flush=True)
 
     chosen = {arm: max(results, key=lambda r: r["val_top1"]) for arm, results in rows.items()}
-    report = {
-        "data": {
-            "seed": args.seed,
-            "train_per_class": args.train_per_class,
-            "val_per_class": args.val_per_class,
-            "held_out_images": 10 * args.val_per_class,
-        },
-        "start": {"baseline": BASELINE_START, "pipeline": PIPELINE_START},
-        "scale": args.scale,
-        "results": rows,
-        "chosen": chosen,
-    }
+    report["rounds"].append({"start": starts, "results": rows, "chosen": chosen})
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(json.dumps(report, indent=2))
     print(f"\nheld-out top-1 (%), {10 * args.val_per_class} held-out images, draw seed {args.seed}\n")
-    for arm, results in rows.items():
-        for row in results:
-            change = ", ".join(f"{k}={v}" for k, v in row["change"].items()) or "(starting point)"
-            mark = "  <- chosen" if row is chosen[arm] else ""
-            print(f"{arm:<9} {change:<44} {row['train_seconds']:6.0f} s {row['val_top1']:6.2f}{mark}")
+    for number, tuning_round in enumerate(report["rounds"], start=1):
+        for arm, results in tuning_round["results"].items():
+            for row in results:
+                change = ", ".join(f"{k}={v}" for k, v in row["change"].items()) or "(start of the round)"
+                mark = "  <- chosen" if row == tuning_round["chosen"][arm] else ""
+                line = f"round {number} {arm:<9} {change:<52} {row['train_seconds']:6.0f} s {row['val_top1']:6.2f}"
+                print(line + mark)
 
 
 if __name__ == "__main__":

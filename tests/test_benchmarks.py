@@ -1,12 +1,18 @@
 """The GPU check (run here on CPU with a tiny model) times the trainers' own steps and reports them
-in the layout committed under benchmarks/results/."""
+in the layout committed under benchmarks/results/; the demo's tuning gives both arms the same budget
+and its committed choices are the demo's defaults."""
 
+import dataclasses
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+
+from vipriors_hub.demo import DemoConfig
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -36,3 +42,39 @@ def test_committed_gpu_results_have_the_documented_layout() -> None:
                 entry = summary[phase][precision]
                 assert entry["images_per_second"] == entry["modes"][entry["mode"]]["images_per_second"]
                 assert entry["loss_finite"]
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """Import ``benchmarks/NAME.py`` as a module (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tuning_gives_both_arms_the_same_number_of_configurations_of_demo_settings() -> None:
+    tune = load_benchmark("tune_demo")
+    fields = {f.name for f in dataclasses.fields(DemoConfig)}
+    assert set(tune.BASELINE_START) | set(tune.PIPELINE_START) <= fields
+    assert len(tune.BASELINE_ROUNDS) == len(tune.PIPELINE_ROUNDS)
+    for baseline, pipeline in zip(tune.BASELINE_ROUNDS, tune.PIPELINE_ROUNDS, strict=True):
+        assert len(baseline) == len(pipeline) and {} in baseline and {} in pipeline
+        for changes in (baseline, pipeline):
+            assert all(set(change) <= fields for change in changes)
+            assert len({json.dumps(change, sort_keys=True) for change in changes}) == len(changes)
+
+
+def test_demo_defaults_are_the_committed_tuning_choices() -> None:
+    """What ``tune_demo.py`` chose on held-out data in its last round is what the demo runs (the
+    baseline's epochs aside: the equal-compute arm sets them), and every round picked its best."""
+    report = json.loads((BENCHMARKS / "results" / "tune_demo.json").read_text())
+    defaults = DemoConfig()
+    for tuning_round in report["rounds"]:
+        for arm, results in tuning_round["results"].items():
+            assert tuning_round["chosen"][arm]["val_top1"] == max(row["val_top1"] for row in results)
+    last = report["rounds"][-1]
+    for arm, excluded in (("baseline", {"student_epochs"}), ("pipeline", set())):
+        chosen = {**last["start"][arm], **last["chosen"][arm]["change"]}
+        for key, value in chosen.items():
+            if key not in excluded:
+                assert getattr(defaults, key) == value, key

@@ -146,6 +146,14 @@ def test_empty_split_is_a_clear_error() -> None:
         list(ResumableLoader(ExampleStream(numbered_images(0), pixel_value, shuffle=True)))
 
 
+def test_evaluation_allows_a_rank_without_images() -> None:
+    """Two processes scoring one image: rank 1 holds none and yields nothing instead of refusing."""
+    shares = [ExampleStream(numbered_images(1), pixel_value, shuffle=False, rank=r, world_size=2) for r in (0, 1)]
+    assert [len(list(ResumableLoader(share, allow_empty=True))) for share in shares] == [1, 0]
+    with pytest.raises(Exception, match="yielded no batch"):
+        list(ResumableLoader(shares[1]))
+
+
 def test_transforms_make_the_views_each_phase_needs() -> None:
     image = Image.frombytes("RGB", (40, 30), bytes(range(256)) * 14 + bytes(range(16)))
     torch.manual_seed(0)

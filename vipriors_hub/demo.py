@@ -84,8 +84,10 @@ class DemoConfig:
     no_distill_epochs: int = field(default=5, metadata={"help": "student epochs before distillation", "min": 0})
     teacher_bn: str = field(default="eval", metadata={"help": "student --teacher-bn", "choices": TEACHER_BN_MODES})
     student_aa: str = field(default="cifar10", metadata={"help": "student --aa", "choices": AUGMENTATIONS})
+    student_reprob: float = field(default=0.0, metadata={"help": "student --reprob", "min": 0, "max": 1})
     baseline_lr: float = field(default=0.2, metadata={"help": "baseline --lr-base", "above": 0})
     baseline_aa: str = field(default="cifar10", metadata={"help": "baseline --aa", "choices": AUGMENTATIONS})
+    baseline_reprob: float = field(default=0.0, metadata={"help": "baseline --reprob", "min": 0, "max": 1})
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers", "min": 0, "max": 256})
     overwrite: bool = field(default=False, metadata={"help": "replace the runs of an earlier demo in --output"})
 
@@ -148,6 +150,7 @@ def student_run_config(config: DemoConfig, output: Path, teacher: Path) -> Stude
         no_distill_epochs=config.no_distill_epochs,
         teacher_bn=config.teacher_bn,
         auto_augment=config.student_aa,
+        reprob=config.student_reprob,
         schedule="cosine",
         warmup_epochs=2,
         **_common(config, output),
@@ -166,6 +169,7 @@ def baseline_run_config(
         max_steps=max_steps,
         base_lr=config.baseline_lr,
         auto_augment=config.baseline_aa,
+        reprob=config.baseline_reprob,
         schedule="cosine",
         warmup_epochs=2,
         **_common(config, output),

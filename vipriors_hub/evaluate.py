@@ -170,7 +170,12 @@ def validation_scores(
     model: nn.Module, split, resolution: int, batch_size: int, num_workers: int, accelerator: Accelerator
 ) -> dict[str, float]:
     """Top-1 / top-5 (percent) of a classifier on ``split`` (centre crop), each process scoring its share;
-    the scores are summed over processes. ``model`` is left in the mode it was in."""
+    the scores are summed over processes (a process may hold none of the images). ``model`` is left in
+    the mode it was in.
+
+    Raises:
+        VipriorsError: no process read any image.
+    """
     stream = ExampleStream(
         split,
         eval_transform(resolution, timm.data.resolve_data_config({}, model=model)),
@@ -182,7 +187,7 @@ def validation_scores(
     counts = torch.zeros(3, dtype=torch.long, device=accelerator.device)
     was_training = model.training
     model.eval()
-    for images, labels in ResumableLoader(stream, num_workers=num_workers):
+    for images, labels in ResumableLoader(stream, num_workers=num_workers, allow_empty=True):
         images, labels = images.to(accelerator.device), labels.to(accelerator.device)
         with accelerator.autocast():
             logits = model(images)
@@ -190,6 +195,8 @@ def validation_scores(
         counts += torch.stack([top5[:, 0].sum(), top5.any(dim=1).sum(), labels.new_tensor(len(labels))]).to(counts)
     model.train(was_training)
     top1, top5, total = accelerator.reduce(counts, reduction="sum").tolist()
+    if total == 0:
+        raise VipriorsError("The validation split has no readable image: check --val-per-class and the data.")
     return {"top1": 100.0 * top1 / total, "top5": 100.0 * top5 / total}
 
 

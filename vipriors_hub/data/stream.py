@@ -234,7 +234,9 @@ class ResumableLoader:
 
     Each complete pass moves on to the next epoch (a new order). ``prefetch_factor`` bounds the
     batches each worker prepares ahead (DataLoader's default, 2, when ``None``); ``pin_memory``
-    puts batches in page-locked memory for asynchronous copies to a GPU. ``state_dict()`` taken after ``k``
+    puts batches in page-locked memory for asynchronous copies to a GPU; ``allow_empty`` lets this rank's
+    share be empty (evaluation, where another process may hold every image) instead of refusing it.
+    ``state_dict()`` taken after ``k``
     batches of an epoch and given to ``load_state_dict`` of a new loader over the same stream makes
     the new loader continue with batch ``k + 1``.
     """
@@ -246,8 +248,10 @@ class ResumableLoader:
         drop_last: bool = False,
         prefetch_factor: int | None = None,
         pin_memory: bool = False,
+        allow_empty: bool = False,
     ) -> None:
         self.stream = stream
+        self.allow_empty = allow_empty
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.drop_last = drop_last
@@ -292,7 +296,7 @@ class ResumableLoader:
                 continue
             yielded += 1
             yield batch
-        if yielded == 0 and self.batches_done == 0:
+        if yielded == 0 and self.batches_done == 0 and not self.allow_empty:
             raise VipriorsError(
                 f"Epoch {self.epoch} yielded no batch on rank {self.stream.rank}: the split is empty after "
                 "filtering, or smaller than one batch per process."
