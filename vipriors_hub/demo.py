@@ -61,7 +61,7 @@ AUGMENTATIONS = ("original", CIFAR10_POLICY, "none")
 
 @dataclass
 class DemoConfig:
-    """Data, budgets and settings of the demo; the defaults fit in about 15 minutes on 2 CPU cores and
+    """Data, budgets and settings of the demo; the defaults take about 6 minutes on 2 CPU cores and
     are those ``benchmarks/tune_demo.py`` chose on held-out data."""
 
     output: str = field(default="vipriors-demo", metadata={"help": "output folder"})
@@ -78,7 +78,9 @@ class DemoConfig:
     teacher_lr: float = field(default=0.12, metadata={"help": "teacher --lr-base", "above": 0})
     margin: float = field(default=0.4, metadata={"help": "margin of the contrastive loss", "min": 0})
     queue_size: int = field(default=256, metadata={"help": "teacher queue size", "min": 0, "max": 2**20})
-    student_epochs: int = field(default=180, metadata={"help": "student (and paper-protocol baseline) epochs", "min": 1})
+    student_epochs: int = field(
+        default=180, metadata={"help": "student (and paper-protocol baseline) epochs", "min": 1}
+    )
     student_lr: float = field(default=0.1, metadata={"help": "student --lr-base", "above": 0})
     distill_weight: float = field(default=1e-4, metadata={"help": "student OFD weight", "min": 0})
     no_distill_epochs: int = field(default=5, metadata={"help": "student epochs before distillation", "min": 0})
