@@ -5,16 +5,17 @@ evaluation seeds 0-2): ``--train-per-class`` training images and ``--val-per-cla
 images per class, both from the official training set. Every configuration trains on the training
 part and is scored on the held-out part only (top-1 of its last epoch); the test set is never read.
 
-A coordinate search in declared rounds, each arm with the same number of configurations in every
-round: a round changes one setting at a time (or one pair that keeps the compute) from its starting
-point; round 1 starts from ``DemoConfig``'s values before this search, each later round from the
-previous round's best of the arm (read from ``--results``, which the round extends; that start is
-one of the round's configurations, scored by the previous round, not trained again). Every
-configuration costs about the same training compute, that of the starting pipeline (teacher 150
-epochs + student 60, about a baseline of 300 epochs): the pipeline's splits trade teacher epochs for
-student epochs, and a larger input resolution costs its pixels in epochs, in both arms; each row
-records its measured training seconds. The best of the last round becomes the demo's default.
-Configurations with the same teacher settings share one teacher.
+A coordinate search in rounds, each arm with the same number of configurations in every round: a
+round changes one setting at a time (or one pair that keeps the budget) from its starting point;
+round 1 starts from ``DemoConfig``'s values before this search, each later round from the previous
+round's best of the arm (read from ``--results``, which the round extends; that start is one of the
+round's configurations, scored by the previous round, not trained again; ties go to the earlier row,
+so to the start). The budget is the equal-compute arm's measure of the starting pipeline (teacher 150
+epochs + student 60): a 300-epoch baseline. The pipeline's splits trade teacher epochs for student
+epochs, and a larger input resolution pays its pixels with fewer epochs, in both arms. Each row
+records its training wall seconds, which include a validation pass on the held-out part after every
+epoch. The best of the last round becomes the demo's default (a test checks it). Configurations with
+the same teacher settings share one teacher.
 
     python benchmarks/tune_demo.py --round 1 --data-dir ../shared/data/fashion-mnist --output runs/tune_demo
     python benchmarks/tune_demo.py --round 2 --data-dir ../shared/data/fashion-mnist --output runs/tune_demo

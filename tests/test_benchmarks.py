@@ -78,3 +78,21 @@ def test_demo_defaults_are_the_committed_tuning_choices() -> None:
         for key, value in chosen.items():
             if key not in excluded:
                 assert getattr(defaults, key) == value, key
+
+
+def test_committed_tuning_rounds_follow_the_declared_search() -> None:
+    """Each committed round tried exactly the script's changes for both arms, round 1 from the declared
+    starts and every later round from the previous round's choice, whose score it carries over."""
+    tune = load_benchmark("tune_demo")
+    report = json.loads((BENCHMARKS / "results" / "tune_demo.json").read_text())
+    assert report["rounds"][0]["start"] == tune.START
+    rounds = {"baseline": tune.BASELINE_ROUNDS, "pipeline": tune.PIPELINE_ROUNDS}
+    for number, tuning_round in enumerate(report["rounds"]):
+        for arm, results in tuning_round["results"].items():
+            assert [row["change"] for row in results] == rounds[arm][number]
+        if number:
+            previous = report["rounds"][number - 1]
+            for arm, results in tuning_round["results"].items():
+                expected_start = {**previous["start"][arm], **previous["chosen"][arm]["change"]}
+                assert tuning_round["start"][arm] == expected_start
+                assert results[0] == {**previous["chosen"][arm], "change": {}}

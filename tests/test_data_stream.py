@@ -8,7 +8,9 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+import timm
 import torch
+from accelerate import Accelerator
 from conftest import FASHION_DIR
 from PIL import Image
 
@@ -23,6 +25,8 @@ from vipriors_hub.data import (
     moco_v2_transform,
     student_train_transform,
 )
+from vipriors_hub.errors import VipriorsError
+from vipriors_hub.evaluate import validation_scores
 
 DATA_CONFIG = {"interpolation": "bilinear", "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25), "crop_pct": 0.875}
 
@@ -150,7 +154,7 @@ def test_evaluation_allows_a_rank_without_images() -> None:
     """Two processes scoring one image: rank 1 holds none and yields nothing instead of refusing."""
     shares = [ExampleStream(numbered_images(1), pixel_value, shuffle=False, rank=r, world_size=2) for r in (0, 1)]
     assert [len(list(ResumableLoader(share, allow_empty=True))) for share in shares] == [1, 0]
-    with pytest.raises(Exception, match="yielded no batch"):
+    with pytest.raises(VipriorsError, match="yielded no batch"):
         list(ResumableLoader(shares[1]))
 
 
@@ -268,3 +272,9 @@ def test_a_batch_of_unreadable_images_still_counts_as_a_batch(num_workers: int) 
     assert next(iterator)[1].tolist() == [0, 1, 2]
     assert next(iterator)[1].tolist() == [6, 7, 8]
     assert loader.state_dict() == {"epoch": 0, "batches_done": 3}, "the unreadable batch counts as done"
+
+
+def test_validation_with_no_image_anywhere_is_a_clear_error() -> None:
+    model = timm.create_model("vipriors_resnet_tiny", num_classes=3)
+    with pytest.raises(VipriorsError, match="no readable image"):
+        validation_scores(model, numbered_images(0), 16, 4, 0, Accelerator(cpu=True))

@@ -170,8 +170,9 @@ def validation_scores(
     model: nn.Module, split, resolution: int, batch_size: int, num_workers: int, accelerator: Accelerator
 ) -> dict[str, float]:
     """Top-1 / top-5 (percent) of a classifier on ``split`` (centre crop), each process scoring its share;
-    the scores are summed over processes (a process may hold none of the images). ``model`` is left in
-    the mode it was in.
+    the scores are summed over processes (a process may hold none of the images, so ``model`` must be
+    unwrapped: a DDP module would wait for the missing forward pass). ``model`` is left in the mode it
+    was in.
 
     Raises:
         VipriorsError: no process read any image.
