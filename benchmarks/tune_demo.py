@@ -29,7 +29,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vipriors_hub.data import DataConfig
-from vipriors_hub.demo import DemoConfig, baseline_run_config, student_run_config, teacher_run_config
+from vipriors_hub.demo import (
+    DemoConfig,
+    baseline_run_config,
+    last_validation,
+    student_run_config,
+    teacher_run_config,
+)
 from vipriors_hub.train.student import train_student
 from vipriors_hub.train.teacher import train_teacher
 
@@ -82,12 +88,6 @@ BASELINE_ROUNDS = [BASELINE_ROUND_1, BASELINE_ROUND_2]
 PIPELINE_ROUNDS = [PIPELINE_ROUND_1, PIPELINE_ROUND_2]
 START = {"baseline": BASELINE_START, "pipeline": PIPELINE_START}
 TEACHER_SETTINGS = ("resolution", "teacher_epochs", "teacher_lr", "margin", "queue_size")
-
-
-def last_validation(run: Path) -> float:
-    """Held-out top-1 of a supervised run's last epoch."""
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [r for r in records if "val_top1" in r][-1]["val_top1"]
 
 
 def timed(train: Callable[..., Path], *args: object) -> tuple[Path, float]:

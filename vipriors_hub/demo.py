@@ -42,6 +42,7 @@ __all__ = [
     "baseline_run_config",
     "check_demo_destination",
     "demo_data_config",
+    "last_validation",
     "run_arms",
     "run_demo",
     "student_run_config",
@@ -192,7 +193,8 @@ def _timed(train: Callable[[], Path], run: Path) -> tuple[Path, dict[str, float]
     return final, {"train_seconds": seconds, "steps": steps, "images_seen": steps * record["effective_batch_size"]}
 
 
-def _last_validation(run: Path) -> float:
+def last_validation(run: Path) -> float:
+    """Held-out top-1 (percent) of a supervised run's last validated epoch, from its ``metrics.jsonl``."""
     return [r for r in _read_metrics(run) if "val_top1" in r][-1]["val_top1"]
 
 
@@ -216,7 +218,7 @@ def run_arms(config: DemoConfig, data: DataConfig, arms: tuple[str, ...] = ARMS)
     def score_classifier(arm: str, final: Path) -> None:
         scores = evaluate_students([str(final)], data, "test", evaluations / f"{arm}.json", num_workers=0)
         results[f"{arm}_top1"] = scores["top1"]
-        results[f"{arm}_val_top1"] = _last_validation(output / arm)
+        results[f"{arm}_val_top1"] = last_validation(output / arm)
 
     if "baseline" in arms:
         final, compute["baseline"] = _timed(
