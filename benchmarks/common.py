@@ -10,7 +10,9 @@ from torch import nn
 
 import vipriors_hub  # noqa: F401  (registers the family)
 from vipriors_hub.data import DataSplits
-from vipriors_hub.train.loop import TrainingPhase, prepare_phase, train_micro_step
+from vipriors_hub.train.loop import train_micro_step
+from vipriors_hub.train.phase import TrainingPhase
+from vipriors_hub.train.prepare import prepare_phase
 from vipriors_hub.train.student import StudentConfig, StudentPhase
 from vipriors_hub.train.teacher import TeacherConfig, TeacherPhase
 

@@ -3,60 +3,140 @@ given the same training compute?
 
 Fashion-MNIST from the IDX files, ``--per-class`` training images per class drawn with each seed
 (``--val-per-class`` of them held out), scored on the official 10k test set. For every seed, the
-demo's four arms with the demo's defaults (chosen on held-out data by ``tune_demo.py``): the baseline
-for the student's epochs (paper protocol), the teacher (kNN, linear probe), the student, and the
-baseline given the pipeline's measured training time (equal compute). Prints a Markdown table
-(mean +- std over seeds) and says whether the student beat the equal-compute baseline; writes JSON.
+demo's four arms with the demo's settings (chosen on held-out data by ``tune_demo.py``) unless a flag
+changes one: the baseline for the student's epochs (paper protocol), the teacher (kNN, linear
+probe), the student, and the baseline given the pipeline's measured training time (equal compute).
+Every flag is a ``DemoConfig`` setting, so the architecture, input size, epochs, precision and
+compilation are the same for all arms. Prints a Markdown table (mean +- std over seeds) and says
+whether the student beat the equal-compute baseline; writes JSON after every seed (a run cut short
+keeps the seeds it finished).
 
     python benchmarks/data_deficient.py --data-dir ../shared/data/fashion-mnist --seeds 0 1 2
+    python benchmarks/data_deficient.py --model vipriors_resnet50 --img-size 224 --mixed-precision bf16 \\
+        --teacher-epochs 50 --student-epochs 100 --workers 6 --seeds 0 1      # a GPU
+    python benchmarks/data_deficient.py --dry-run --data-dir shipped          # CPU, tiny, a few steps (tested)
 """
 
 import argparse
+import dataclasses
+import datetime
 import json
+import platform
 import statistics
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from vipriors_hub.demo import RESULT_KEYS, DemoConfig, demo_data_config, run_arms
 
+# Flag -> DemoConfig field; unset flags keep the demo's defaults (one place: DemoConfig).
+FLAGS = {
+    "--model": "architecture",
+    "--img-size": "resolution",
+    "--batch-size": "batch_size",
+    "--teacher-epochs": "teacher_epochs",
+    "--student-epochs": "student_epochs",
+    "--per-class": "per_class",
+    "--val-per-class": "val_per_class",
+    "--mixed-precision": "mixed_precision",
+    "--workers": "num_workers",
+}
+DRY_RUN = {
+    "architecture": "vipriors_resnet_tiny",
+    "resolution": 32,
+    "batch_size": 16,
+    "teacher_epochs": 1,
+    "student_epochs": 2,
+    "no_distill_epochs": 1,
+    "per_class": 6,
+    "val_per_class": 2,
+    "mixed_precision": "no",
+    "torch_compile": False,
+    "num_workers": 0,
+}
+"""What ``--dry-run`` sets: the same arms and accounting in a few steps of a tiny model on a CPU."""
 
-def mean_std(values: list[float]) -> str:
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} +- {spread:.2f}"
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def device_name() -> str:
+    """The accelerator the arms trained on, in words."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (torch {torch.__version__})"
+    return f"cpu: {platform.processor() or platform.machine()} (torch {torch.__version__})"
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean +- std over seeds of every test top-1 and of the student's gap to the equal-compute baseline."""
+    summary = {key: mean_std([row[key] for row in rows]) for key in RESULT_KEYS}
+    gaps = [row["student_top1"] - row["baseline_equal_compute_top1"] for row in rows]
+    summary["student_minus_equal_compute"] = {**mean_std(gaps), "per_seed": gaps, "ahead": sum(g > 0 for g in gaps)}
+    return summary
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist", help="IDX files, or 'shipped'")
+    for flag, name in FLAGS.items():
+        spec = DemoConfig.__dataclass_fields__[name]
+        kind = int if spec.type in (int, "int") else str
+        parser.add_argument(flag, dest=name, type=kind, help=f"{spec.metadata['help']} (default: {spec.default})")
+    parser.add_argument("--torchcompile", dest="torch_compile", action=argparse.BooleanOptionalAction)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--output", default="runs/data_deficient", help="folder of the runs")
+    parser.add_argument("--json-out", help="results JSON (default: OUTPUT/results.json)")
+    parser.add_argument("--dry-run", action="store_true", help="tiny model, a few steps, CPU (tests the script)")
+    return parser.parse_args()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
-    parser.add_argument("--per-class", type=int, default=50)
-    parser.add_argument("--val-per-class", type=int, default=10)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--output", default="runs/data_deficient")
-    args = parser.parse_args()
+    args = parse_args()
+    names = [*FLAGS.values(), "torch_compile"]
+    chosen = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if args.dry_run:
+        chosen = DRY_RUN
+    data_dir = None if args.data_dir == "shipped" else args.data_dir
+    json_out = Path(args.json_out or Path(args.output) / "results.json")
+    json_out.parent.mkdir(parents=True, exist_ok=True)
 
-    rows = []
+    rows: list[dict[str, Any]] = []
+    settings: dict[str, Any] = {}
     for seed in args.seeds:
         config = DemoConfig(
-            output=str(Path(args.output) / f"seed{seed}"),
-            data_dir=args.data_dir,
-            seed=seed,
-            per_class=args.per_class,
-            val_per_class=args.val_per_class,
-            overwrite=True,
+            output=str(Path(args.output) / f"seed{seed}"), data_dir=data_dir, seed=seed, overwrite=True, **chosen
         )
+        settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("output", "seed", "overwrite")}
         result = run_arms(config, demo_data_config(config))
         rows.append({"seed": seed, **result})
         print(json.dumps({"seed": seed, **{key: result[key] for key in RESULT_KEYS}}), flush=True)
+        report = {
+            "device": device_name(),
+            "date": datetime.date.today().isoformat(),
+            "command": {"seeds": args.seeds, "dry_run": args.dry_run, **chosen},
+            "settings": settings,
+            "summary": summarize(rows),
+            "rows": rows,
+        }
+        json_out.write_text(json.dumps(report, indent=2))
 
-    Path(args.output).mkdir(parents=True, exist_ok=True)
-    (Path(args.output) / "results.json").write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2))
-    gaps = [r["student_top1"] - r["baseline_equal_compute_top1"] for r in rows]
-    print(f"\n{args.per_class} images/class, seeds {args.seeds}, test top-1 % (mean +- std over seeds)\n")
+    summary = report["summary"]
+    where = f"{settings['architecture']} at {settings['resolution']} px, seeds {args.seeds}"
+    print(f"\n{where}: test top-1 % (mean +- std)\n")
     print("| " + " | ".join(RESULT_KEYS) + " | student - equal-compute baseline |")
     print("|---" * (len(RESULT_KEYS) + 1) + "|")
-    print("| " + " | ".join(mean_std([r[key] for r in rows]) for key in RESULT_KEYS) + f" | {mean_std(gaps)} |")
-    wins = sum(gap > 0 for gap in gaps)
-    verdict = "beats" if statistics.mean(gaps) > 0 else "does NOT beat"
-    print(f"\nThe student {verdict} the equal-compute baseline on average; it is ahead on {wins} of {len(gaps)} seeds.")
+    keys = [*RESULT_KEYS, "student_minus_equal_compute"]
+    cells = [f"{summary[key]['mean']:.2f} +- {summary[key]['std']:.2f}" for key in keys]
+    print("| " + " | ".join(cells) + " |")
+    gap = summary["student_minus_equal_compute"]
+    verdict = "beats" if gap["mean"] > 0 else "does NOT beat"
+    print(
+        f"\nThe student {verdict} the equal-compute baseline on average ({gap['mean']:+.2f} points); it is ahead "
+        f"on {gap['ahead']} of {len(rows)} seeds. Results: {json_out}"
+    )
 
 
 if __name__ == "__main__":

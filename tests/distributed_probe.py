@@ -12,8 +12,9 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from safetensors.torch import save_file
 
-from vipriors_hub.train.loop import prepare_phase, train_micro_step
+from vipriors_hub.train.loop import train_micro_step
 from vipriors_hub.train.moco import shuffled_key_forward
+from vipriors_hub.train.prepare import prepare_phase
 from vipriors_hub.train.run import step_generator
 from vipriors_hub.train.teacher import TeacherConfig, TeacherPhase
 

@@ -5,6 +5,7 @@ and its committed choices are the demo's defaults."""
 import dataclasses
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,51 @@ def test_committed_tuning_rounds_follow_the_declared_search() -> None:
                 expected_start = {**previous["start"][arm], **previous["chosen"][arm]["change"]}
                 assert tuning_round["start"][arm] == expected_start
                 assert results[0] == {**previous["chosen"][arm], "change": {}}
+
+
+def write_small_fashion_mnist(folder: Path, test_images: int) -> Path:
+    """The shipped Fashion-MNIST subset with only its first ``test_images`` test images (IDX files)."""
+    import gzip
+    import struct
+
+    from conftest import FASHION_DIR
+
+    folder.mkdir(parents=True)
+    for kind in ("images-idx3", "labels-idx1"):
+        for split in ("train", "t10k"):
+            data = gzip.decompress((FASHION_DIR / f"{split}-{kind}-ubyte.gz").read_bytes())
+            if split == "t10k":
+                ndim = data[3]
+                shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+                per_item = 1 if ndim == 1 else shape[1] * shape[2]
+                header = data[:4] + struct.pack(f">{ndim}I", test_images, *shape[1:])
+                data = header + data[4 + 4 * ndim :][: test_images * per_item]
+            (folder / f"{split}-{kind}-ubyte").write_bytes(data)
+    return folder
+
+
+def test_the_device_benchmark_runs_end_to_end_with_dry_run(tmp_path: Path) -> None:
+    data = write_small_fashion_mnist(tmp_path / "fashion", test_images=300)
+    script = BENCHMARKS / "device" / "data_deficient_gpu.sh"
+    environment = {**os.environ, "DATA_DIR": str(data), "OUT": str(tmp_path / "out"), "RUNS": str(tmp_path / "runs")}
+    result = subprocess.run(
+        ["bash", str(script), "--dry-run", "--seeds", "3", "4"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=environment,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (out,) = (tmp_path / "out").glob("data_deficient-resnet50-224px-*.json")
+    report = json.loads(out.read_text())
+    assert report["settings"]["architecture"] == "vipriors_resnet_tiny" and report["command"]["dry_run"]
+    assert [row["seed"] for row in report["rows"]] == [3, 4]
+    for row in report["rows"]:
+        assert set(row["compute"]) == {"baseline", "teacher", "student", "baseline_equal_compute"}
+        for arm in row["compute"].values():
+            assert arm["steps"] > 0 and arm["images_seen"] == arm["steps"] * 16 and arm["train_seconds"] > 0
+        assert row["equal_compute"]["steps"] == row["compute"]["baseline_equal_compute"]["steps"]
+        assert all(0 <= row[key] <= 100 for key in ("baseline_top1", "student_top1", "teacher_knn_top1"))
+    gaps = [row["student_top1"] - row["baseline_equal_compute_top1"] for row in report["rows"]]
+    assert report["summary"]["student_minus_equal_compute"]["per_seed"] == pytest.approx(gaps)
+    assert ("beats" if sum(gaps) > 0 else "does NOT beat") in result.stdout

@@ -278,3 +278,25 @@ def test_validation_with_no_image_anywhere_is_a_clear_error() -> None:
     model = timm.create_model("vipriors_resnet_tiny", num_classes=3)
     with pytest.raises(VipriorsError, match="no readable image"):
         validation_scores(model, numbered_images(0), 16, 4, 0, Accelerator(cpu=True))
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_a_training_batch_that_lost_an_image_is_topped_up_the_same_way_on_resume(num_workers: int) -> None:
+    images = [{"bytes": png(Image.new("L", (8, 8), i)), "path": None} for i in range(12)]
+    images[5] = {"bytes": b"not an image", "path": None}
+    source = datasets.Dataset.from_dict(
+        {"image": images, "label": list(range(12))},
+        features=datasets.Features({"image": datasets.Image(decode=False), "label": datasets.Value("int64")}),
+    )
+
+    def loader(workers: int) -> ResumableLoader:
+        stream = ExampleStream(source, pixel_value, shuffle=True, seed=3, batch_size=4)
+        return ResumableLoader(stream, num_workers=workers, drop_last=True)
+
+    batches = [labels.tolist() for _, labels in loader(num_workers)]
+    assert [len(batch) for batch in batches] == [4, 4, 4], "every training batch is full"
+    assert 5 not in sum(batches, []) and len(set(sum(batches, []))) == 11, "one readable image took the bomb's place"
+    assert batches == [labels.tolist() for _, labels in loader(0)], "the same with any number of workers"
+    resumed = loader(num_workers)
+    resumed.load_state_dict({"epoch": 0, "batches_done": 1})
+    assert [labels.tolist() for _, labels in resumed] == batches[1:]

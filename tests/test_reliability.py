@@ -1,5 +1,6 @@
-"""Reliability: exact resume after SIGKILL, atomic checkpoints, non-finite losses, bad input, secrets."""
+"""Reliability: exact resume after SIGKILL and SIGTERM, atomic checkpoints, non-finite losses, bad input, secrets."""
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 from conftest import FASHION_ARGS as SHIPPED_FASHION_ARGS
 
 from vipriors_hub.cli import main
+from vipriors_hub.errors import EXIT_PREEMPTED
 
 FASHION_ARGS = [*SHIPPED_FASHION_ARGS, "--per-class", "20"]
 COMMON = ["--architecture", "vipriors_resnet_tiny", "--resolution", "32", "--batch-size", "32", "--num-workers", "0"]
@@ -25,6 +27,7 @@ COMMON += [
     "1",
     *FASHION_ARGS,
 ]
+STEPS = 30  # RUNS: 6 epochs of 5 steps (160 training images / 32)
 RUNS = {
     "teacher": ["train-teacher", "--epochs", "6", "--queue-size", "96", "--key-momentum", "0.99", *COMMON],
     "student": ["train-student", "--epochs", "6", "--no-distill-epochs", "2", "--schedule", "cosine", *COMMON],
@@ -42,10 +45,33 @@ def run(args: list[str]) -> subprocess.CompletedProcess:
     return result
 
 
+@pytest.fixture(scope="module")
+def straight_runs(teacher_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Uninterrupted runs of both phases (0 workers), the reference of every interrupted one."""
+    root = tmp_path_factory.mktemp("straight")
+    for phase in RUNS:
+        run(command(phase, root / phase, teacher_run / "final"))
+    return {phase: root / phase for phase in RUNS}
+
+
+def wait_for_step(run_dir: Path, process: subprocess.Popen, step: int, timeout: float = 300) -> None:
+    """Wait until ``run_dir/metrics.jsonl`` has logged ``step`` (``--log-every 1``)."""
+    deadline = time.monotonic() + timeout
+    metrics = run_dir / "metrics.jsonl"
+    while not (metrics.is_file() and any(json.loads(line).get("step", 0) >= step for line in metrics.open() if line)):
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before it was signalled"
+        time.sleep(0.02)
+
+
+def final_weights(run_dir: Path) -> bytes:
+    return (run_dir / "final" / "model.safetensors").read_bytes()
+
+
 @pytest.mark.parametrize("phase", ["teacher", "student"])
-def test_sigkill_mid_epoch_then_resume_is_bit_identical(phase: str, teacher_run: Path, tmp_path: Path) -> None:
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(
+    phase: str, straight_runs: dict[str, Path], teacher_run: Path, tmp_path: Path
+) -> None:
     teacher = teacher_run / "final"
-    run(command(phase, tmp_path / "straight", teacher))
 
     interrupted = tmp_path / "interrupted"
     process = subprocess.Popen(
@@ -67,14 +93,38 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(phase: str, teacher_run:
     resumed = run(command(phase, interrupted, teacher, "--resume"))
     assert "step-00000009 at step 9" in resumed.stdout
 
-    straight = (tmp_path / "straight" / "final" / "model.safetensors").read_bytes()
-    assert (interrupted / "final" / "model.safetensors").read_bytes() == straight
+    assert final_weights(interrupted) == final_weights(straight_runs[phase])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("phase", ["teacher", "student"])
+def test_sigterm_checkpoints_and_resume_is_bit_identical(
+    phase: str, workers: int, straight_runs: dict[str, Path], teacher_run: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "run"
+    args = command(phase, output, teacher_run / "final", "--num-workers", str(workers))
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_step(output, process, 12)  # step 12 of 30: the middle of the third epoch
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == EXIT_PREEMPTED, stderr[-3000:]
+    line = stderr.strip().splitlines()[-1]
+    assert "stopped by SIGTERM after step" in line and "--resume" in line and "Traceback" not in stderr, stderr
+    stopped = int(line.split("after step ")[1].split(":")[0])
+    assert 12 <= stopped < STEPS and not (output / "final").exists()
+    assert (output / "checkpoints" / f"step-{stopped:08d}" / "progress.json").is_file()
+    events = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "preempted" and events[-1]["step"] == stopped
+
+    resumed = run([*args, "--resume"])
+    assert f"at step {stopped}." in resumed.stdout
+    assert final_weights(output) == final_weights(straight_runs[phase])
 
 
 def test_a_kill_during_a_save_leaves_the_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from accelerate import Accelerator
 
-    from vipriors_hub.train.run import CheckpointManager
+    from vipriors_hub.train.checkpoints import CheckpointManager
 
     accelerator = Accelerator(cpu=True)
     manager = CheckpointManager(accelerator, tmp_path / "checkpoints")
@@ -227,7 +277,8 @@ def test_non_finite_guard_names_the_first_bad_step(tmp_path: Path) -> None:
     from accelerate import Accelerator
 
     from vipriors_hub.errors import VipriorsError
-    from vipriors_hub.train.run import CheckpointManager, NonFiniteGuard
+    from vipriors_hub.train.checkpoints import CheckpointManager
+    from vipriors_hub.train.guard import NonFiniteGuard
 
     accelerator = Accelerator(cpu=True)
     guard, manager = NonFiniteGuard(accelerator, torch.nn.Linear(2, 2)), CheckpointManager(accelerator, tmp_path)

@@ -348,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``vipriors-hub``; returns the process exit status."""
+    from .errors import EXIT_PREEMPTED, RunPreempted
+
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
@@ -355,3 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(error).split())
         print(f"vipriors-hub {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except RunPreempted as stop:
+        if stop.main_process:
+            print(f"vipriors-hub {args.command}: {stop}", file=sys.stderr)
+        return EXIT_PREEMPTED

@@ -92,6 +92,14 @@ class DemoConfig:
     baseline_aa: str = field(default="cifar10", metadata={"help": "baseline --aa", "choices": AUGMENTATIONS})
     baseline_reprob: float = field(default=0.0, metadata={"help": "baseline --reprob", "min": 0, "max": 1})
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers", "min": 0, "max": 256})
+    mixed_precision: str | None = field(
+        default=None,
+        metadata={"help": "every arm's precision (none: accelerate's setting)", "choices": ("no", "fp16", "bf16")},
+    )
+    torch_compile: bool | None = field(
+        default=None,
+        metadata={"help": "torch.compile every arm's step (none: on a GPU, not a CPU)", "flags": ("--torchcompile",)},
+    )
     overwrite: bool = field(default=False, metadata={"help": "replace the runs of an earlier demo in --output"})
 
     def __post_init__(self) -> None:
@@ -124,6 +132,8 @@ def _common(config: DemoConfig, output: Path) -> dict:
         batch_size=config.batch_size,
         gradient_accumulation_steps=1,
         num_workers=config.num_workers,
+        mixed_precision=config.mixed_precision,
+        torch_compile=config.torch_compile,
         log_every=5,
         checkpoint_every=10_000,
         report_to="none",
@@ -216,7 +226,9 @@ def run_arms(config: DemoConfig, data: DataConfig, arms: tuple[str, ...] = ARMS)
     compute = results["compute"]
 
     def score_classifier(arm: str, final: Path) -> None:
-        scores = evaluate_students([str(final)], data, "test", evaluations / f"{arm}.json", num_workers=0)
+        scores = evaluate_students(
+            [str(final)], data, "test", evaluations / f"{arm}.json", num_workers=config.num_workers
+        )
         results[f"{arm}_top1"] = scores["top1"]
         results[f"{arm}_val_top1"] = last_validation(output / arm)
 
@@ -230,7 +242,10 @@ def run_arms(config: DemoConfig, data: DataConfig, arms: tuple[str, ...] = ARMS)
             lambda: train_teacher(teacher_run_config(config, output / "teacher"), data), output / "teacher"
         )
         probe = TeacherEvalConfig(
-            checkpoint=str(teacher), output=str(evaluations / "teacher.json"), split="test", num_workers=0
+            checkpoint=str(teacher),
+            output=str(evaluations / "teacher.json"),
+            split="test",
+            num_workers=config.num_workers,
         )
         scores = evaluate_teacher(probe, data)
         results["teacher_knn_top1"], results["teacher_linear_top1"] = scores["knn"]["top1"], scores["linear"]["top1"]

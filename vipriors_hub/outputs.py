@@ -25,6 +25,7 @@ import yaml
 from .errors import VipriorsError
 
 __all__ = [
+    "LOCK_FILE",
     "MODEL_FOLDER_FILES",
     "RUN_ENTRIES",
     "check_model_destination",
@@ -35,12 +36,15 @@ __all__ = [
     "is_submission_file",
     "is_training_run",
     "recover_model_folder",
+    "write_failure",
     "write_text_atomically",
 ]
 
-# What a trainer writes into its output folder (hidden names: the swaps of model folders).
+LOCK_FILE = ".run.lock"
+"""The file in a run folder whose ``flock`` the running trainer holds (one writer per run folder)."""
+# What a trainer writes into its output folder (hidden names: the swaps of model folders, the lock).
 RUN_ENTRIES = frozenset(
-    {"config.yaml", "metrics.jsonl", "checkpoints", "final", "best", "logs", "history.jsonl"}
+    {"config.yaml", "metrics.jsonl", "checkpoints", "final", "best", "logs", "history.jsonl", LOCK_FILE}
     | {f".{name}.{suffix}" for name in ("final", "best") for suffix in ("partial", "previous")}
     | {".config.yaml.tmp"}
 )
@@ -130,7 +134,7 @@ def check_run_destination(output: Path, resume: bool, overwrite: bool) -> None:
     _check_writable(output, "--output")
     if resume and overwrite:
         raise VipriorsError("--resume continues a run and --overwrite replaces it: pass only one of them.")
-    if not output.exists() or not any(output.iterdir()):
+    if not output.exists() or all(entry.name == LOCK_FILE for entry in output.iterdir()):
         if resume:
             raise VipriorsError(f"--resume: {output} holds no training run to continue. Drop --resume to start one.")
         return
@@ -204,10 +208,32 @@ def recover_model_folder(folder: Path) -> None:
         shutil.rmtree(partial)
 
 
+def _size(count: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1000:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"
+
+
+def write_failure(what: str, where: Path, error: BaseException, hint: str) -> VipriorsError:
+    """The one-line error for ``what`` that could not be written under ``where`` (a full disk, a quota,
+    a vanished mount): the reason, the space still free there, and ``hint`` (what to do next)."""
+    reason = (str(error).splitlines() or [type(error).__name__])[0]
+    try:
+        free = f"{_size(shutil.disk_usage(_nearest_existing(Path(where))).free)} free there"
+    except OSError:
+        free = "free space unknown"
+    return VipriorsError(f"Could not write {what} in {where}: {reason} ({free}). {hint}")
+
+
 def write_text_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file renamed over it (never half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

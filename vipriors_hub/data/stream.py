@@ -33,9 +33,13 @@ from torch.utils.data import DataLoader, default_collate, get_worker_info
 from ..errors import VipriorsError
 from .images import UnreadableImageError, decode_rgb
 
-__all__ = ["ExampleStream", "ResumableLoader"]
+__all__ = ["TOP_UP_TRIES", "ExampleStream", "ResumableLoader"]
 
 logger = logging.getLogger(__name__)
+
+TOP_UP_TRIES = 4
+"""Replacement candidates drawn per missing image of a training batch (more than enough unless most
+of the split is unreadable; a batch that still lacks images is shorter)."""
 
 
 @contextlib.contextmanager
@@ -174,34 +178,61 @@ class ExampleStream(torch.utils.data.IterableDataset):
         if group and not self.drop_last:
             yield worker * 2**32 + number, group
 
+    def _replacements(self, count: int, seed: int) -> Iterator[dict[str, Any]]:
+        """Up to ``count`` x :data:`TOP_UP_TRIES` examples of this rank's epoch share, drawn with
+        ``seed`` (the batch's): what tops up a training batch that lost unreadable images."""
+        indices = self.rank_indices()
+        rows = np.random.default_rng(seed).choice(indices, size=count * TOP_UP_TRIES).tolist()
+        table = self.source.select_columns(["image", "label"])[rows]
+        for image, label, row in zip(table["image"], table["label"], rows, strict=True):
+            yield {"image": image, "label": label, "_index": row}
+
+    def _transform(self, examples: Iterator[dict[str, Any]], wanted: int) -> tuple[list[tuple[Any, ...]], int]:
+        """Up to ``wanted`` transformed ``examples`` and the number of unreadable ones skipped."""
+        transformed, skipped = [], 0
+        for example in examples:
+            if len(transformed) == wanted:
+                break
+            try:
+                image = decode_rgb(example["image"])
+            except UnreadableImageError as error:
+                skipped += 1
+                logger.debug("Skipping %s", error)
+                continue
+            item = (self.transform(image), int(example["label"]))
+            transformed.append((*item, example["_index"]) if self.with_index else item)
+        return transformed, skipped
+
     def _transformed_batches(self) -> Iterator[list[tuple[Any, ...]]]:
         """This rank's (and DataLoader worker's) batches of the epoch, each a list of transformed
-        examples: shorter than ``batch_size`` where an image was unreadable (skipped and counted)."""
+        examples. An unreadable image is skipped and counted; in a training epoch (``drop_last``, a
+        map-style source) its place is taken by another image of the rank's share drawn from the
+        batch's seed, so that every batch is full on every rank (BatchNorm, shuffle-BN groups and
+        mixup pairs get the sizes they need, ranks stay in step, resume stays exact); elsewhere the
+        batch is shorter."""
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         batches = self._streamed_batches if self.is_streaming else self._map_style_batches
-        skipped = 0
+        skipped = replaced = 0
         for number, examples in batches(worker, workers):
             seed = int(np.random.SeedSequence([self.seed, self.epoch, self.rank, number]).generate_state(1)[0])
-            transformed = []
             with _seeded_rngs(seed, restore=info is None):
-                for example in examples:
-                    try:
-                        image = decode_rgb(example["image"])
-                    except UnreadableImageError as error:
-                        skipped += 1
-                        logger.debug("Skipping %s", error)
-                        continue
-                    item = (self.transform(image), int(example["label"]))
-                    transformed.append((*item, example["_index"]) if self.with_index else item)
+                transformed, unreadable = self._transform(iter(examples), len(examples))
+                skipped += unreadable
+                missing = len(examples) - len(transformed)
+                if missing and self.drop_last and not self.is_streaming:
+                    extra, unreadable = self._transform(self._replacements(missing, seed), missing)
+                    transformed += extra
+                    skipped, replaced = skipped + unreadable, replaced + len(extra)
             yield transformed
         self.skipped_images += skipped
         if skipped:
             logger.warning(
-                "Skipped %d unreadable image(s) (corrupt or truncated) in epoch %d on rank %d.",
+                "Skipped %d unreadable image(s) (corrupt or truncated) in epoch %d on rank %d%s.",
                 skipped,
                 self.epoch,
                 self.rank,
+                f"; {replaced} other image(s) of the epoch took their places in full batches" if replaced else "",
             )
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:

@@ -100,15 +100,21 @@ def write_model_folder(
     folder = Path(folder).absolute()
     recover_model_folder(folder)
     temporary = folder.with_name(f".{folder.name}.partial")
+    # A partial folder left beside no folder is a write that never reached its swap: ours, incomplete.
+    shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
-    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    save_file(state, temporary / "model.safetensors", metadata={"format": "pt"})
-    config = _timm_config(model, architecture, pretrained_cfg)
-    if repo_id:
-        config["vipriors_repo_id"] = repo_id
-    (temporary / "config.json").write_text(json.dumps(config, indent=2))
-    for name, text in extra_files.items():
-        (temporary / name).write_text(text)
+    try:
+        state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+        save_file(state, temporary / "model.safetensors", metadata={"format": "pt"})
+        config = _timm_config(model, architecture, pretrained_cfg)
+        if repo_id:
+            config["vipriors_repo_id"] = repo_id
+        (temporary / "config.json").write_text(json.dumps(config, indent=2))
+        for name, text in extra_files.items():
+            (temporary / name).write_text(text)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
     previous = folder.with_name(f".{folder.name}.previous")
     shutil.rmtree(previous, ignore_errors=True)
     if folder.exists():

@@ -1,8 +1,12 @@
 """Training: one loop on accelerate (``loop.py``) driving one phase at a time.
 
-* ``loop.py``: ``fit``, the only training loop, and ``train_micro_step``, the step it (and the
-  benchmarks) run; ``TrainingPhase``, what a phase gives the loop;
-* ``run.py``: what every run shares: settings, output folder, accelerator, checkpoints, metrics, guard;
+* ``loop.py``: ``fit``, the only training loop (and the one description of a run's folder), and
+  ``train_micro_step``, the step it (and the benchmarks) run;
+* ``phase.py``: ``TrainingPhase``, what a phase gives the loop; ``prepare.py``: its optimizer,
+  schedule, accelerate preparation and compilation;
+* ``run.py``: what every run shares: settings, output folder, accelerator, the plan of steps;
+  ``run_lock.py``: one writer per run folder; ``checkpoints.py``, ``metrics.py``, ``guard.py``:
+  atomic checkpoints, ``metrics.jsonl``, the divergence guard; ``preemption.py``: SIGTERM/SIGUSR1;
 * ``teacher.py``: phase 1, the MoCo v2 + margin-loss teacher (configuration + phase);
 * ``student.py``: phase 2, self-distillation with OFD (configuration + phase);
 * ``moco.py`` and ``distill.py``: the method's parts (encoders, queue, shuffle-BN; frozen teacher,

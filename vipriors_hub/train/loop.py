@@ -1,39 +1,47 @@
 """The one training loop of both phases, on ``accelerate``.
 
-A phase (teacher, student) is a :class:`TrainingPhase`: its trained module, its transform and its
-``training_step``, plus the state it keeps beside the optimizer and what ``final/`` holds. The loop
-does the rest, identically for both: start or resume the run, stream the data, accumulate, step,
-schedule, guard against divergence, log, checkpoint, finish. Every run writes::
+A phase (teacher, student) is a :class:`~vipriors_hub.train.phase.TrainingPhase`: its trained
+module, its transform and its ``training_step``, plus the state it keeps beside the optimizer and
+what ``final/`` holds. The loop does the rest, identically for both: start or resume the run,
+stream the data, accumulate, step, schedule, guard against divergence, log, checkpoint, stop on a
+preemption signal, finish. Every run writes (this is the one description of the layout)::
 
     OUTPUT/config.yaml      the resolved configuration (``--config`` takes it back)
-    OUTPUT/metrics.jsonl    one JSON object per logged step and per evaluation
+    OUTPUT/metrics.jsonl    one JSON object per logged step, evaluation and event
+    OUTPUT/history.jsonl    the settings each ``--resume`` changed
     OUTPUT/checkpoints/     ``step-XXXXXXXX`` folders written by ``accelerator.save_state``
     OUTPUT/final/           a Hub-ready folder (model.safetensors + timm config.json + card)
+    OUTPUT/best/            the student's classifier with the best validation top-1
+    OUTPUT/logs/            the tracker's files (tensorboard, ...)
+    OUTPUT/.run.lock        held by the running trainer: one writer per run folder
 """
 
+import contextlib
 import dataclasses
+import signal
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import timm.optim
 import torch
 from accelerate import Accelerator
-from timm.scheduler import CosineLRScheduler, StepLRScheduler
-from timm.scheduler.scheduler import Scheduler
-from torch import Tensor, nn
+from torch import nn
 from tqdm.auto import tqdm
 
 from ..data import DataConfig, DataSplits, ExampleStream, ResumableLoader, load_data
-from ..errors import VipriorsError
+from ..errors import RunPreempted, VipriorsError
+from ..outputs import write_failure
+from .checkpoints import WRITE_ERRORS, CheckpointManager
+from .guard import NonFiniteGuard
+from .metrics import MetricsWriter
+from .phase import StepOutput, TrainingPhase
+from .preemption import StopSignals
+from .prepare import prepare_phase
 from .run import (
-    CheckpointManager,
-    MetricsWriter,
-    NonFiniteGuard,
     TrainSettings,
     gradient_accumulation,
+    hold_run_folder,
     learning_rate,
     open_run,
     plan_steps,
@@ -42,136 +50,7 @@ from .run import (
     tracker_config,
 )
 
-FUSED_OPTIMIZERS = ("sgd", "nesterov", "momentum", "adam", "adamw")
-"""timm optimizer names whose torch optimizer has a fused CUDA kernel (used on a GPU)."""
-
-__all__ = [
-    "RunContext",
-    "StepOutput",
-    "TrainingPhase",
-    "create_scheduler",
-    "fit",
-    "prepare_phase",
-    "train_micro_step",
-]
-
-
-class StepOutput(NamedTuple):
-    """What one micro-batch of a phase produced: the scalar loss to back-propagate and named scalar
-    metrics (device tensors, averaged over processes when logged)."""
-
-    loss: Tensor
-    metrics: Mapping[str, Tensor]
-
-
-@dataclass
-class RunContext:
-    """What a phase may read of its run once the loop has set it up."""
-
-    accelerator: Accelerator
-    output: Path
-    sections: dict[str, Any]
-    steps_per_epoch: int
-    memory_format: torch.memory_format
-
-
-class TrainingPhase:
-    """A phase of the method as the loop drives it. Subclasses set ``name``, ``model`` (the module the
-    optimizer trains) and ``transform`` and implement :meth:`training_step`; the other hooks do
-    nothing unless overridden."""
-
-    name: str
-    model: nn.Module
-    transform: Callable[[Any], Any]
-
-    def start(self, context: RunContext, model: nn.Module) -> None:
-        """Called once before the first step with the run and the prepared (wrapped) ``model``."""
-        self.context = context
-        self.model = model
-
-    def train(self) -> None:
-        """Put the phase's modules into training mode."""
-        self.model.train()
-
-    def compile(self) -> None:
-        """``torch.compile`` the networks of the step in place (``--torchcompile``)."""
-        self.model.compile()
-
-    def training_step(self, batch: Any, micro_step: int) -> StepOutput:
-        """Forward one micro-batch (as the loader gives it, on the CPU) and return its loss."""
-        raise NotImplementedError
-
-    def after_micro_step(self) -> None:
-        """Called after every micro-batch's backward (e.g. to enqueue keys)."""
-
-    def after_optimizer_step(self) -> None:
-        """Called after every optimizer step (e.g. a momentum update)."""
-
-    def end_of_epoch(self, step: int) -> dict[str, float]:
-        """Called at the end of every epoch; returns scores to log (e.g. validation top-1)."""
-        return {}
-
-    def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        """Tensors and JSON-able values a checkpoint keeps besides the model and optimizer."""
-        return {}, {}
-
-    def load_state(self, tensors: Mapping[str, Tensor], progress: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state` returned."""
-
-    def write_final(self, folder: Path) -> None:
-        """Write the Hub-ready folder of the finished run (main process only)."""
-        raise NotImplementedError
-
-
-def create_scheduler(
-    optimizer: torch.optim.Optimizer, settings: TrainSettings, steps_per_epoch: int, total_steps: int
-) -> Scheduler:
-    """timm's cosine or step schedule, updated per optimizer step, with linear warm-up."""
-    warmup = settings.warmup_epochs * steps_per_epoch
-    if settings.schedule == "step":
-        return StepLRScheduler(
-            optimizer,
-            decay_t=settings.step_epochs * steps_per_epoch,
-            decay_rate=0.1,
-            warmup_t=warmup,
-            t_in_epochs=False,
-        )
-    return CosineLRScheduler(optimizer, t_initial=total_steps, lr_min=0.0, warmup_t=warmup, t_in_epochs=False)
-
-
-def prepare_phase(
-    phase: TrainingPhase,
-    settings: TrainSettings,
-    accelerator: Accelerator,
-    steps_per_epoch: int,
-    total_steps: int,
-    output: Path = Path("."),
-    sections: dict[str, Any] | None = None,
-) -> tuple[nn.Module, torch.optim.Optimizer, Scheduler]:
-    """Create the optimizer (timm's ``create_optimizer_v2``; weight decay on every parameter, as the
-    paper; fused kernels on a GPU) and the schedule, prepare the model with ``accelerator``, start the
-    phase and compile it. channels_last and compilation are on on a GPU and off on a CPU unless the
-    settings say otherwise. Returns the prepared model, optimizer and scheduler."""
-    on_gpu = accelerator.device.type == "cuda"
-    if on_gpu:
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
-    optimizer = timm.optim.create_optimizer_v2(
-        phase.model,
-        opt=settings.opt,
-        lr=learning_rate(settings, accelerator.num_processes),
-        weight_decay=settings.weight_decay,
-        momentum=settings.momentum,
-        filter_bias_and_bn=False,
-        **({"fused": True} if on_gpu and settings.opt in FUSED_OPTIMIZERS else {}),
-    )
-    scheduler = create_scheduler(optimizer, settings, steps_per_epoch, total_steps)
-    channels_last = on_gpu if settings.channels_last is None else settings.channels_last
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model, optimizer = accelerator.prepare(phase.model.to(memory_format=memory_format), optimizer)
-    phase.start(RunContext(accelerator, output, sections or {}, steps_per_epoch, memory_format), model)
-    if on_gpu if settings.torch_compile is None else settings.torch_compile:
-        phase.compile()
-    return model, optimizer, scheduler
+__all__ = ["fit", "train_micro_step", "write_model_folder_of"]
 
 
 def train_micro_step(
@@ -202,9 +81,14 @@ def fit(
 ) -> Path:
     """Train the phase that ``build_phase`` makes for the accelerator and data; return ``OUTPUT/final``.
 
+    The main process holds the run folder's lock throughout. SIGTERM / SIGUSR1 stop every process
+    after the same optimizer step, with a checkpoint of that step.
+
     Raises:
-        VipriorsError: bad configuration or data, a different run in the output folder, nothing to
-            resume, or divergence (the last good checkpoint is kept).
+        VipriorsError: bad configuration or data, a different run in the output folder (or one still
+            running there), nothing to resume, divergence (the last good checkpoint is kept), or a
+            write the disk refused (the last complete checkpoint is kept).
+        RunPreempted: a stop signal arrived; the checkpoint it names continues with ``--resume``.
     """
     accelerator, settings, resume_from = start_run(settings, data_config.seed)
     output = Path(settings.output)
@@ -234,84 +118,119 @@ def fit(
     steps_per_epoch, total_steps = plan_steps(
         len(loader), len(stream), settings.batch_size, accumulation, settings.epochs, settings.max_steps
     )
-    sections = open_run(accelerator, output, {"data": data_config, "train": settings}, settings)
-    model, optimizer, scheduler = prepare_phase(
-        phase, settings, accelerator, steps_per_epoch, total_steps, output, sections
-    )
+    with contextlib.ExitStack() as run_scope:
+        run_scope.enter_context(hold_run_folder(accelerator, output, settings))
+        sections = open_run(accelerator, output, {"data": data_config, "train": settings}, settings)
+        model, optimizer, scheduler = prepare_phase(
+            phase, settings, accelerator, steps_per_epoch, total_steps, output, sections
+        )
+        checkpoints = CheckpointManager(accelerator, output / "checkpoints")
+        metrics = MetricsWriter(output / "metrics.jsonl", accelerator.is_main_process)
+        guard = NonFiniteGuard(accelerator, model)
+        step = micro_step = 0
+        if settings.resume:
+            checkpoint = resume_from or checkpoints.latest()
+            if checkpoint is None:
+                raise VipriorsError(f"--resume: no complete checkpoint in {output / 'checkpoints'}.")
+            tensors, progress = checkpoints.load(checkpoint)
+            phase.load_state(tensors, progress)
+            step = progress["step"]
+            micro_step = progress.get("micro_step", step * accumulation)
+            loader.load_state_dict(progress["loader"])
+            for abandoned in checkpoints.discard_after(step):
+                accelerator.print(f"Deleted {abandoned}: the run continues from the older {checkpoint.name}.")
+            accelerator.print(f"Resumed from {checkpoint} at step {step}.")
+        metrics.write(
+            start_record(accelerator, settings, learning_rate(settings, accelerator.num_processes), step, total_steps)
+        )
+        scheduler.step_update(step)
+        accelerator.init_trackers(phase.name, config=tracker_config(sections))
+        stop = run_scope.enter_context(StopSignals(accelerator))
 
-    checkpoints = CheckpointManager(accelerator, output / "checkpoints")
-    metrics = MetricsWriter(output / "metrics.jsonl", accelerator.is_main_process)
-    guard = NonFiniteGuard(accelerator, model)
-    step = micro_step = 0
-    if settings.resume:
-        checkpoint = resume_from or checkpoints.latest()
-        if checkpoint is None:
-            raise VipriorsError(f"--resume: no complete checkpoint in {output / 'checkpoints'}.")
-        tensors, progress = checkpoints.load(checkpoint)
-        phase.load_state(tensors, progress)
-        step = progress["step"]
-        micro_step = progress.get("micro_step", step * accumulation)
-        loader.load_state_dict(progress["loader"])
-        for abandoned in checkpoints.discard_after(step):
-            accelerator.print(f"Deleted {abandoned}: the run continues from the older {checkpoint.name}.")
-        accelerator.print(f"Resumed from {checkpoint} at step {step}.")
-    metrics.write(
-        start_record(accelerator, settings, learning_rate(settings, accelerator.num_processes), step, total_steps)
-    )
-    scheduler.step_update(step)
-    accelerator.init_trackers(phase.name, config=tracker_config(sections))
+        def save_checkpoint() -> Path:
+            guard.check(checkpoints, step)
+            tensors, progress = phase.state()
+            state = {**progress, "step": step, "micro_step": micro_step, "loader": loader.state_dict()}
+            return checkpoints.save(step, tensors, state)
 
-    with tqdm(
-        total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc=phase.name
-    ) as progress_bar:
-        phase.train()
-        window_start, window_images = time.perf_counter(), 0
-        while step < total_steps:
-            for batch in loader:
-                output_step = train_micro_step(accelerator, phase, model, optimizer, batch, micro_step)
-                micro_step += 1
-                window_images += settings.batch_size * accelerator.num_processes
-                if not accelerator.sync_gradients:
-                    continue
-                step += 1
-                scheduler.step_update(step)
-                guard.observe(output_step.loss, step)
-                progress_bar.update(1)
-                if step % settings.log_every == 0 or step == total_steps:
-                    guard.check(checkpoints, step)
-                    record = {
-                        "step": step,
-                        "epoch": step / steps_per_epoch,
-                        "loss": accelerator.reduce(output_step.loss.detach().float(), reduction="mean").item(),
-                        **{
-                            name: accelerator.reduce(value.detach().float(), reduction="mean").item()
-                            for name, value in output_step.metrics.items()
-                        },
-                        "lr": optimizer.param_groups[0]["lr"],
-                        "images_per_second": window_images / (time.perf_counter() - window_start),
-                    }
-                    metrics.write(record)
-                    accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
-                    progress_bar.set_postfix(loss=f"{record['loss']:.3f}")
-                    window_start, window_images = time.perf_counter(), 0
-                end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
-                if end_of_epoch or step % settings.checkpoint_every == 0:
-                    guard.check(checkpoints, step)
-                if end_of_epoch:
-                    scores = phase.end_of_epoch(step)
-                    if scores:
-                        metrics.write({"step": step, "epoch": step / steps_per_epoch, **scores})
-                        accelerator.log(scores, step=step)
-                if end_of_epoch or step % settings.checkpoint_every == 0:
-                    tensors, progress = phase.state()
-                    state = {**progress, "step": step, "micro_step": micro_step, "loader": loader.state_dict()}
-                    checkpoints.save(step, tensors, state)
-                if step >= total_steps:
-                    break
+        with tqdm(
+            total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc=phase.name
+        ) as progress_bar:
+            phase.train()
+            window_start, window_images = time.perf_counter(), 0
+            while step < total_steps:
+                for batch in loader:
+                    output_step = train_micro_step(accelerator, phase, model, optimizer, batch, micro_step)
+                    micro_step += 1
+                    window_images += settings.batch_size * accelerator.num_processes
+                    if not accelerator.sync_gradients:
+                        continue
+                    step += 1
+                    scheduler.step_update(step)
+                    guard.observe(output_step.loss, step)
+                    progress_bar.update(1)
+                    if step % settings.log_every == 0 or step == total_steps:
+                        guard.check(checkpoints, step)
+                        seconds = time.perf_counter() - window_start
+                        record = _step_record(accelerator, output_step, step, steps_per_epoch, optimizer)
+                        metrics.write({**record, "images_per_second": window_images / seconds})
+                        accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
+                        progress_bar.set_postfix(loss=f"{record['loss']:.3f}")
+                        window_start, window_images = time.perf_counter(), 0
+                    end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
+                    if end_of_epoch:
+                        guard.check(checkpoints, step)
+                        scores = phase.end_of_epoch(step)
+                        if scores:
+                            metrics.write({"step": step, "epoch": step / steps_per_epoch, **scores})
+                            accelerator.log(scores, step=step)
+                    saved = save_checkpoint() if end_of_epoch or step % settings.checkpoint_every == 0 else None
+                    stop_signal = stop.agreed()
+                    if stop_signal and step < total_steps:
+                        saved = saved or save_checkpoint()
+                        metrics.write({"event": "preempted", "step": step, "signal": signal.Signals(stop_signal).name})
+                        accelerator.end_training()
+                        raise RunPreempted(stop_signal, step, str(saved), accelerator.is_main_process)
+                    if step >= total_steps:
+                        break
 
-    final = output / "final"
-    if accelerator.is_main_process:
-        phase.write_final(final)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return final
+        final = output / "final"
+        if accelerator.is_main_process:
+            write_model_folder_of(phase, final)
+        accelerator.wait_for_everyone()
+        accelerator.end_training()
+        return final
+
+
+def _step_record(
+    accelerator: Accelerator, output: StepOutput, step: int, steps_per_epoch: int, optimizer: torch.optim.Optimizer
+) -> dict[str, float]:
+    """The logged values of a step: its loss and metrics averaged over processes (a host sync), the lr."""
+    return {
+        "step": step,
+        "epoch": step / steps_per_epoch,
+        "loss": accelerator.reduce(output.loss.detach().float(), reduction="mean").item(),
+        **{
+            name: accelerator.reduce(value.detach().float(), reduction="mean").item()
+            for name, value in output.metrics.items()
+        },
+        "lr": optimizer.param_groups[0]["lr"],
+    }
+
+
+def write_model_folder_of(phase: TrainingPhase, folder: Path) -> None:
+    """``phase.write_final(folder)`` (main process), a refused write reported in one line.
+
+    Raises:
+        VipriorsError: the disk refused a write (the partial folder is removed, an older ``folder``
+            is kept).
+    """
+    try:
+        phase.write_final(folder)
+    except WRITE_ERRORS as error:
+        raise write_failure(
+            f"the model folder {folder.name}/",
+            folder.parent,
+            error,
+            "Its partial copy was removed; free space, then --resume writes it from the last checkpoint.",
+        ) from error

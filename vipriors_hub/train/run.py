@@ -1,20 +1,14 @@
-"""What every run shares: its settings, its output folder, accelerator, metrics, checkpoints, guard.
+"""What every run shares: its settings, its output folder and its lock, the accelerator, the plan of steps.
 
-Every trainer writes::
-
-    OUTPUT/config.yaml      the resolved configuration (``--config`` takes it back)
-    OUTPUT/metrics.jsonl    one JSON object per logged step and per evaluation
-    OUTPUT/checkpoints/     ``step-XXXXXXXX`` folders written by ``accelerator.save_state``
-    OUTPUT/final/           a Hub-ready folder (model.safetensors + timm config.json)
+The output layout is described once, in :mod:`vipriors_hub.train.loop`.
 """
 
+import contextlib
 import dataclasses
 import json
-import os
-import re
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,31 +21,31 @@ import yaml
 from accelerate import Accelerator
 from accelerate.utils import (
     ProjectConfiguration,
+    broadcast_object_list,
     is_comet_ml_available,
     is_mlflow_available,
     is_tensorboard_available,
     is_wandb_available,
     set_seed,
 )
-from safetensors.torch import load_file, save_file
 
 from ..config import check_settings, primary_flag, recorded_settings, upgrade_settings
 from ..errors import VipriorsError
-from ..outputs import check_run_destination, write_text_atomically
+from ..outputs import LOCK_FILE, check_run_destination, write_failure, write_text_atomically
+from .checkpoints import CHECKPOINT_NAME
+from .run_lock import RunLock
 
 __all__ = [
     "LATEST_CHECKPOINT",
     "RESUMABLE_CHANGES",
     "TARGET_EFFECTIVE_BATCH",
-    "CheckpointManager",
-    "MetricsWriter",
-    "NonFiniteGuard",
     "RunSettings",
     "TrainSettings",
     "check_architecture",
     "check_tracker",
     "document",
     "gradient_accumulation",
+    "hold_run_folder",
     "learning_rate",
     "make_accelerator",
     "open_run",
@@ -211,7 +205,6 @@ class TrainSettings(RunSettings):
             )
 
 
-_CHECKPOINT = re.compile(r"^step-(\d{8})$")
 # Settings a resumption may change (recorded in OUTPUT/history.jsonl); every other one must match.
 # ``output`` is the run folder itself, whatever its spelling or location.
 RESUMABLE_CHANGES = (
@@ -278,9 +271,13 @@ def prepare_output_dir(output: Path, sections: Mapping[str, Any], resume: bool, 
             with (output / "history.jsonl").open("a") as handle:
                 handle.write(json.dumps({"event": "resume", "changed": changed, "time": round(time.time(), 3)}) + "\n")
     elif overwrite and config_file.is_file():
-        shutil.rmtree(output)
-    output.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(config_file, yaml.safe_dump(resolved, sort_keys=False))
+        for entry in output.iterdir():
+            if entry.name != LOCK_FILE:  # held by this run
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    try:
+        write_text_atomically(config_file, yaml.safe_dump(resolved, sort_keys=False))
+    except OSError as error:
+        raise write_failure("config.yaml", output, error, "Free space or choose another --output.") from error
 
 
 def check_tracker(report_to: str) -> str | None:
@@ -300,12 +297,21 @@ def make_accelerator(output: Path, cpu: bool, mixed_precision: str | None, repor
     ``mixed_precision=None`` keeps what accelerate's launcher or config file set
     (``ACCELERATE_MIXED_PRECISION``); a value overrides it. Nothing is written to ``output`` here.
     """
-    return Accelerator(
-        cpu=cpu or not torch.cuda.is_available(),
-        mixed_precision=mixed_precision,
-        log_with=check_tracker(report_to),
-        project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs")),
-    )
+    tracker = check_tracker(report_to)
+    try:
+        return Accelerator(
+            cpu=cpu or not torch.cuda.is_available(),
+            mixed_precision=mixed_precision,
+            log_with=tracker,
+            project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs")),
+        )
+    except (ValueError, ImportError) as error:
+        # accelerate's own check, e.g. ACCELERATE_MIXED_PRECISION=fp8 without an fp8 backend installed.
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise VipriorsError(
+            f"accelerate refused this machine's settings: {reason} Pass --mixed-precision bf16 (or no), or change "
+            "the launcher's settings (accelerate config, ACCELERATE_* variables)."
+        ) from error
 
 
 def check_architecture(name: str) -> None:
@@ -329,7 +335,7 @@ def resume_checkpoint_path(settings: RunSettings) -> tuple[Path, Path | None]:
     if settings.resume in (None, LATEST_CHECKPOINT):
         return output, None
     path = Path(settings.resume).resolve()
-    if _CHECKPOINT.match(path.name) and path.parent.name == "checkpoints" and path.is_dir():
+    if CHECKPOINT_NAME.match(path.name) and path.parent.name == "checkpoints" and path.is_dir():
         return path.parent.parent, path
     if (path / "config.yaml").is_file():
         return path, None
@@ -351,6 +357,38 @@ def start_run(settings: TrainSettings, seed: int) -> tuple[Accelerator, TrainSet
     accelerator = make_accelerator(output, settings.cpu, settings.mixed_precision, settings.report_to)
     set_seed(seed)
     return accelerator, dataclasses.replace(settings, output=str(output)), checkpoint
+
+
+@contextlib.contextmanager
+def hold_run_folder(accelerator: Accelerator, output: Path, settings: RunSettings) -> Iterator[None]:
+    """Hold the run folder's lock (main process) while the block runs: one writer per run folder.
+
+    Under the lock the destination is checked again, so of two runs started into one folder at the
+    same moment the second is refused with the first's process named, or finds the first's run.
+    Every process learns the outcome, so all of them stop with the same line.
+
+    Raises:
+        VipriorsError: another process holds the folder, the folder cannot be created, or the
+            second check fails.
+    """
+    lock = RunLock(output) if accelerator.is_main_process else None
+    outcome = [None]
+    if lock is not None:
+        try:
+            lock.acquire()
+            check_run_destination(output, bool(settings.resume), settings.overwrite)
+        except VipriorsError as error:
+            lock.release()
+            outcome = [str(error)]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(outcome)
+    if outcome[0] is not None:
+        raise VipriorsError(outcome[0])
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def gradient_accumulation(settings: TrainSettings, accelerator: Accelerator, batches_per_epoch: int) -> int:
@@ -420,54 +458,6 @@ def plan_steps(
     return steps_per_epoch, total if max_steps is None else min(total, max_steps)
 
 
-class NonFiniteGuard:
-    """Watches a run for divergence without a host synchronisation per step.
-
-    ``observe`` records the first step with a NaN / inf loss in a device tensor. ``check`` (called
-    when the trainer synchronises anyway: logging, before a checkpoint, at the end) stops the run
-    with a sentence naming that step, or when the weights are no longer finite or their norm grew
-    past ``growth_limit`` times the norm at the start (a loss can stay finite while the weights
-    explode: MoCo's normalised embeddings hide them), before a checkpoint could store them.
-    """
-
-    def __init__(self, accelerator: Accelerator, model: torch.nn.Module, growth_limit: float = 100.0) -> None:
-        self.accelerator = accelerator
-        self.parameters = [p for p in model.parameters() if p.requires_grad]
-        self.growth_limit = growth_limit
-        self.start_norm = float(self.weight_norm())
-        self.first_bad = torch.full((1,), -1, dtype=torch.long, device=accelerator.device)
-
-    @torch.no_grad()
-    def weight_norm(self) -> torch.Tensor:
-        """The L2 norm of all trainable weights (a device scalar)."""
-        return torch.nn.utils.get_total_norm(self.parameters, norm_type=2.0)
-
-    def observe(self, loss: torch.Tensor, step: int) -> None:
-        """Remember ``step`` if ``loss`` (a scalar tensor) is not finite and no earlier step was."""
-        bad = ~torch.isfinite(loss.detach()).reshape(1) & (self.first_bad < 0)
-        self.first_bad = torch.where(bad, torch.full_like(self.first_bad, step), self.first_bad)
-
-    def check(self, checkpoints: "CheckpointManager", step: int) -> None:
-        """Raise if any process saw a non-finite loss, or the weights diverged; the last good
-        checkpoint is kept."""
-        norm = self.weight_norm().reshape(1).to(self.first_bad.device, torch.float64)
-        first, largest = (
-            self.accelerator.gather(torch.cat([self.first_bad.double(), norm])).view(-1, 2).max(dim=0).values
-        )
-        last_good = checkpoints.latest() or "none"
-        if first >= 0:
-            raise VipriorsError(
-                f"The loss became non-finite at step {int(first)}; training stopped. "
-                f"Last good checkpoint: {last_good}. Lower the learning rate (--resume --base-lr ...) or check data."
-            )
-        if not torch.isfinite(largest) or largest > self.growth_limit * self.start_norm:
-            raise VipriorsError(
-                f"The weights diverged by step {step} (norm {float(largest):.3g}, {self.start_norm:.3g} at the start); "
-                f"training stopped. Last good checkpoint: {last_good}. "
-                "Lower the learning rate (--resume --base-lr ...)."
-            )
-
-
 def start_record(accelerator: Accelerator, settings: TrainSettings, lr: float, step: int, total: int) -> dict[str, Any]:
     """The first line of ``metrics.jsonl``: processes, effective batch and learning rate of the run."""
     return {
@@ -485,83 +475,3 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     """A CPU generator seeded from ``(seed, step)``: identical on every process, nothing to checkpoint."""
     value = int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
     return torch.Generator().manual_seed(value)
-
-
-class MetricsWriter:
-    """Appends one JSON object per call to ``OUTPUT/metrics.jsonl`` (main process only)."""
-
-    def __init__(self, path: Path, enabled: bool) -> None:
-        self.path = path
-        self.enabled = enabled
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        """Append ``record`` with a wall-clock timestamp."""
-        if self.enabled:
-            with self.path.open("a") as handle:
-                handle.write(json.dumps({**record, "time": round(time.time(), 3)}) + "\n")
-
-
-class CheckpointManager:
-    """Atomic ``accelerator.save_state`` checkpoints under ``OUTPUT/checkpoints/step-XXXXXXXX``.
-
-    A checkpoint is written into a temporary folder and renamed once complete, so a kill during a
-    save leaves the previous checkpoint intact and :meth:`latest` never returns a partial one.
-    Besides accelerate's state, a checkpoint holds ``extra.safetensors`` (tensors outside the
-    prepared objects, e.g. the key encoder and queue) and ``progress.json`` (counters, loader state).
-    """
-
-    def __init__(self, accelerator: Accelerator, directory: Path, keep: int = 2) -> None:
-        self.accelerator = accelerator
-        self.directory = directory
-        self.keep = keep
-
-    def latest(self) -> Path | None:
-        """The newest complete checkpoint, or ``None``."""
-        if not self.directory.is_dir():
-            return None
-        complete = sorted(p for p in self.directory.iterdir() if _CHECKPOINT.match(p.name) and p.is_dir())
-        return complete[-1] if complete else None
-
-    def save(self, step: int, tensors: Mapping[str, torch.Tensor], progress: Mapping[str, Any]) -> Path:
-        """Save the accelerator state plus ``tensors`` and ``progress`` as checkpoint ``step``."""
-        final = self.directory / f"step-{step:08d}"
-        temporary = self.directory / f".partial-step-{step:08d}"
-        if self.accelerator.is_main_process:
-            shutil.rmtree(temporary, ignore_errors=True)
-            temporary.mkdir(parents=True)
-        self.accelerator.wait_for_everyone()
-        self.accelerator.save_state(str(temporary))
-        if self.accelerator.is_main_process:
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, temporary / "extra.safetensors")
-            (temporary / "progress.json").write_text(json.dumps(dict(progress)))
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(temporary, final)
-            for old in sorted(p for p in self.directory.iterdir() if _CHECKPOINT.match(p.name))[: -self.keep]:
-                shutil.rmtree(old, ignore_errors=True)
-        self.accelerator.wait_for_everyone()
-        return final
-
-    def discard_after(self, step: int) -> list[Path]:
-        """Delete this run's checkpoints of steps after ``step`` (main process): a run continued from an
-        older checkpoint replaces its abandoned future, so that ``latest`` never returns to it."""
-        later = [p for p in self.directory.glob("step-*") if _CHECKPOINT.match(p.name) and int(p.name[5:]) > step]
-        if self.accelerator.is_main_process:
-            for path in later:
-                shutil.rmtree(path, ignore_errors=True)
-        self.accelerator.wait_for_everyone()
-        return later
-
-    def load(self, checkpoint: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Restore the accelerator state of ``checkpoint``; return its extra tensors and progress.
-
-        Raises:
-            VipriorsError: the folder is not a complete checkpoint of this package.
-        """
-        if not (checkpoint / "progress.json").is_file() or not (checkpoint / "extra.safetensors").is_file():
-            raise VipriorsError(
-                f"{checkpoint} is not a complete checkpoint (progress.json and extra.safetensors): "
-                "resume from another one (--resume RUN continues from the newest)."
-            )
-        self.accelerator.load_state(str(checkpoint))
-        tensors = load_file(checkpoint / "extra.safetensors", device=str(self.accelerator.device))
-        return tensors, json.loads((checkpoint / "progress.json").read_text())

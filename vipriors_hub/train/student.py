@@ -24,7 +24,8 @@ from ..evaluate import validation_scores
 from ..hub import family_architecture, load_model_folder, write_run_model
 from ..losses import partial_l2
 from .distill import TEACHER_BN_MODES, FrozenTeacher, StudentWithConnectors, student_from_teacher
-from .loop import RunContext, StepOutput, TrainingPhase, fit
+from .loop import fit, write_model_folder_of
+from .phase import RunContext, StepOutput, TrainingPhase
 from .run import TrainSettings, check_architecture, document, phase_default
 
 __all__ = ["StudentConfig", "StudentPhase", "train_student"]
@@ -130,7 +131,7 @@ class StudentPhase(TrainingPhase):
         if self.scores["top1"] > self.best_top1:
             self.best_top1 = self.scores["top1"]
             if self.accelerator.is_main_process:
-                self.write_final(self.context.output / "best")
+                write_model_folder_of(self, self.context.output / "best")
         return {f"val_{name}": value for name, value in self.scores.items()}
 
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:

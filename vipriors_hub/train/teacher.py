@@ -20,8 +20,9 @@ from torch import Tensor, nn
 from ..data import DataConfig, DataSplits, moco_v2_transform
 from ..hub import write_run_model
 from ..losses import MarginContrastiveLoss
-from .loop import RunContext, StepOutput, TrainingPhase, fit
+from .loop import fit
 from .moco import KeyQueue, build_key_encoder, build_query_encoder, momentum_update, shuffled_key_forward
+from .phase import RunContext, StepOutput, TrainingPhase
 from .run import TrainSettings, check_architecture, document, phase_default, step_generator
 
 __all__ = ["TeacherConfig", "TeacherPhase", "train_teacher"]

@@ -1,0 +1,79 @@
+"""What a phase of the method gives the training loop: its module, transform and step, and its hooks."""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from accelerate import Accelerator
+from torch import Tensor, nn
+
+__all__ = ["RunContext", "StepOutput", "TrainingPhase"]
+
+
+class StepOutput(NamedTuple):
+    """What one micro-batch of a phase produced: the scalar loss to back-propagate and named scalar
+    metrics (device tensors, averaged over processes when logged)."""
+
+    loss: Tensor
+    metrics: Mapping[str, Tensor]
+
+
+@dataclass
+class RunContext:
+    """What a phase may read of its run once the loop has set it up."""
+
+    accelerator: Accelerator
+    output: Path
+    sections: dict[str, Any]
+    steps_per_epoch: int
+    memory_format: torch.memory_format
+
+
+class TrainingPhase:
+    """A phase of the method as the loop drives it. Subclasses set ``name``, ``model`` (the module the
+    optimizer trains) and ``transform`` and implement :meth:`training_step`; the other hooks do
+    nothing unless overridden."""
+
+    name: str
+    model: nn.Module
+    transform: Callable[[Any], Any]
+
+    def start(self, context: RunContext, model: nn.Module) -> None:
+        """Called once before the first step with the run and the prepared (wrapped) ``model``."""
+        self.context = context
+        self.model = model
+
+    def train(self) -> None:
+        """Put the phase's modules into training mode."""
+        self.model.train()
+
+    def compile(self) -> None:
+        """``torch.compile`` the networks of the step in place (``--torchcompile``)."""
+        self.model.compile()
+
+    def training_step(self, batch: Any, micro_step: int) -> StepOutput:
+        """Forward one micro-batch (as the loader gives it, on the CPU) and return its loss."""
+        raise NotImplementedError
+
+    def after_micro_step(self) -> None:
+        """Called after every micro-batch's backward (e.g. to enqueue keys)."""
+
+    def after_optimizer_step(self) -> None:
+        """Called after every optimizer step (e.g. a momentum update)."""
+
+    def end_of_epoch(self, step: int) -> dict[str, float]:
+        """Called at the end of every epoch; returns scores to log (e.g. validation top-1)."""
+        return {}
+
+    def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """Tensors and JSON-able values a checkpoint keeps besides the model and optimizer."""
+        return {}, {}
+
+    def load_state(self, tensors: Mapping[str, Tensor], progress: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state` returned."""
+
+    def write_final(self, folder: Path) -> None:
+        """Write the Hub-ready folder of the finished run (main process only)."""
+        raise NotImplementedError

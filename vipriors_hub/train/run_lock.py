@@ -1,0 +1,66 @@
+"""One writer per run folder: an exclusive ``flock`` on ``OUTPUT/.run.lock``, held for the whole run.
+
+The main process (global rank 0, the only one that writes the folder) takes the lock before it
+writes anything and keeps it until the run ends; the kernel releases it when the process dies,
+however it dies, so a killed run never blocks its own ``--resume``. ``flock`` works on local file
+systems and on NFS (Linux emulates it with POSIX locks there); a cluster file system mounted
+without lock support (e.g. Lustre without ``flock``) refuses it, which the trainer reports.
+"""
+
+import fcntl
+import os
+import socket
+from pathlib import Path
+
+from ..errors import VipriorsError
+from ..outputs import LOCK_FILE
+
+__all__ = ["RunLock"]
+
+
+class RunLock:
+    """The exclusive lock of a run folder; :meth:`acquire` creates the folder if needed."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_FILE
+        self.descriptor: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock and record this process in the lock file.
+
+        Raises:
+            VipriorsError: the folder cannot be created, or another process holds the lock.
+        """
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise VipriorsError(
+                f"--output {self.folder}: cannot be created or written ({error.strerror or error}). "
+                "Choose an --output on a writable file system."
+            ) from error
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            holder = os.pread(descriptor, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(descriptor)
+            if isinstance(error, BlockingIOError):
+                raise VipriorsError(
+                    f"--output {self.folder} is in use by a run that is still going ({holder}): wait for it to end "
+                    "or stop it, then --resume; or choose another --output."
+                ) from error
+            raise VipriorsError(
+                f"--output {self.folder}: its file system refuses locks ({error.strerror or error}), so two runs "
+                "could write it at once. Choose an --output on a file system with flock support."
+            ) from error
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"process {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        self.descriptor = descriptor
+
+    def release(self) -> None:
+        """Let the lock go (the file stays: it is part of the run folder)."""
+        if self.descriptor is not None:
+            fcntl.flock(self.descriptor, fcntl.LOCK_UN)
+            os.close(self.descriptor)
+            self.descriptor = None
