@@ -79,6 +79,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def parse_args() -> argparse.Namespace:
+    """The command line: every flag a ``DemoConfig`` setting, unset ones keep the demo's default."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist", help="IDX files, or 'shipped'")
     for flag, name in FLAGS.items():
@@ -89,16 +90,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output", default="runs/data_deficient", help="folder of the runs")
     parser.add_argument("--json-out", help="results JSON (default: OUTPUT/results.json)")
-    parser.add_argument("--dry-run", action="store_true", help="tiny model, a few steps, CPU (tests the script)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="replace the model, size, epochs, data sizes, precision, compilation and workers by a tiny CPU run "
+        "of a few steps (tests the command; the JSON records both)",
+    )
     return parser.parse_args()
 
 
 def main() -> None:
+    """Run the arms for every seed, rewrite the JSON after each, print the table and the verdict."""
     args = parse_args()
     names = [*FLAGS.values(), "torch_compile"]
-    chosen = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    if args.dry_run:
-        chosen = DRY_RUN
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    chosen = DRY_RUN if args.dry_run else given
     data_dir = None if args.data_dir == "shipped" else args.data_dir
     json_out = Path(args.json_out or Path(args.output) / "results.json")
     json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +122,7 @@ def main() -> None:
         report = {
             "device": device_name(),
             "date": datetime.date.today().isoformat(),
-            "command": {"seeds": args.seeds, "dry_run": args.dry_run, **chosen},
+            "command": {"seeds": args.seeds, "dry_run": args.dry_run, **given},
             "settings": settings,
             "summary": summarize(rows),
             "rows": rows,

@@ -125,7 +125,7 @@ def test_the_device_benchmark_runs_end_to_end_with_dry_run(tmp_path: Path) -> No
     script = BENCHMARKS / "device" / "data_deficient_gpu.sh"
     environment = {**os.environ, "DATA_DIR": str(data), "OUT": str(tmp_path / "out"), "RUNS": str(tmp_path / "runs")}
     result = subprocess.run(
-        ["bash", str(script), "--dry-run", "--seeds", "3", "4"],
+        ["bash", str(script), "--dry-run", "--seeds", "3"],
         capture_output=True,
         text=True,
         timeout=900,
@@ -135,7 +135,7 @@ def test_the_device_benchmark_runs_end_to_end_with_dry_run(tmp_path: Path) -> No
     (out,) = (tmp_path / "out").glob("data_deficient-resnet50-224px-*.json")
     report = json.loads(out.read_text())
     assert report["settings"]["architecture"] == "vipriors_resnet_tiny" and report["command"]["dry_run"]
-    assert [row["seed"] for row in report["rows"]] == [3, 4]
+    assert [row["seed"] for row in report["rows"]] == [3]
     for row in report["rows"]:
         assert set(row["compute"]) == {"baseline", "teacher", "student", "baseline_equal_compute"}
         for arm in row["compute"].values():

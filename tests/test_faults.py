@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,20 +26,21 @@ from vipriors_hub.train.run_lock import RunLock
 
 def test_a_killed_run_is_locked_while_alive_and_resumable_once_dead(teacher_run: Path, tmp_path: Path) -> None:
     output = tmp_path / "run"
-    args = [*command("teacher", output, None), "--epochs", "100"]
+    args = [*command("teacher", output, None), "--epochs", "100", "--num-workers", "2"]
     first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_step(output, first, 4)
-        second = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=300)
-        assert_one_line_error(second.returncode, second.stderr, "is in use by a run that is still going")
-        assert f"process {first.pid} on " in second.stderr
+        for again in (["--resume"], ["--overwrite"], []):
+            second = subprocess.run([*args, *again], capture_output=True, text=True, timeout=300)
+            assert_one_line_error(second.returncode, second.stderr, "is in use by a run that is still going")
+            assert f"(process {first.pid} on " in second.stderr, again
     finally:
         first.kill()
         first.wait()
     lines = (output / "metrics.jsonl").read_text().splitlines()
-    assert sum(json.loads(line).get("event") in ("start", "resume") for line in lines) == 1, "the refused one wrote"
+    assert sum(json.loads(line).get("event") in ("start", "resume") for line in lines) == 1, "a refused one wrote"
     lock = RunLock(output)
-    lock.acquire()  # the kernel released the dead run's lock: its --resume may start
+    lock.acquire()  # at once: the kernel dropped the dead run's lock, its DataLoader workers hold no copy
     lock.release()
 
 
@@ -72,6 +74,9 @@ def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_step(tmp_path: P
     checkpoint = output / "checkpoints" / f"step-{event['step']:08d}"
     assert {"random_states_0.pkl", "random_states_1.pkl", "progress.json"} <= {p.name for p in checkpoint.iterdir()}
     assert json.loads((checkpoint / "progress.json").read_text())["step"] == event["step"]
+    resumed = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((output / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 12
 
 
 def test_a_full_disk_during_a_checkpoint_keeps_the_last_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,7 +140,7 @@ def test_a_full_disk_mid_run_is_one_line_and_resume_finishes(
 
 def test_a_full_disk_under_metrics_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(VipriorsError, match=r"Could not write full in /dev: .*No space left on device .* free there"):
-        MetricsWriter(Path("/dev/full"), enabled=True).write({"step": 1})  # a real ENOSPC
+        MetricsWriter(Path("/dev/full"), Accelerator(cpu=True)).write({"step": 1})  # a real ENOSPC
 
 
 def test_a_bomb_in_a_batch_of_four_with_shuffle_bn_groups_trains(tmp_path: Path) -> None:
@@ -165,3 +170,57 @@ def test_fp8_without_a_backend_is_one_line(tmp_path: Path) -> None:
 def test_an_output_whose_parent_cannot_be_created_is_one_line() -> None:
     code, stderr = run_main([*RUNS["teacher"], "--epochs", "1", "--output", "/proc/vipriors-hub-test/run"])
     assert_one_line_error(code, stderr, "--output /proc/vipriors-hub-test/run")  # mkdir: ENOENT, not a traceback
+
+
+def test_a_full_disk_under_the_datasets_cache_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    def full(*arguments: object, **keywords: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(datasets, "load_dataset", full)
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    code, stderr = run_main(
+        ["data-info", "--dataset", "imagefolder", "--data-dir", str(tmp_path), "--cache-dir", "/dev"]
+    )
+    assert_one_line_error(
+        code, stderr, "Could not write the datasets cache in /dev: [Errno 28] No space left on device"
+    )
+    assert "free there" in stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 24 MB file system (tmpfs; skipped where this process may not mount one)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_real_full_disk_keeps_the_last_checkpoint_which_resumes(small_disk: Path, tmp_path: Path) -> None:
+    import shutil
+
+    output = small_disk / "run"  # a checkpoint of this run is 16 MB: the second does not fit
+    args = [*command("teacher", output, None)[3:], "--epochs", "2"]
+    code, stderr = run_main(args)
+    assert_one_line_error(code, stderr, "Could not write checkpoint step-00000005 in ")
+    assert " free there" in stderr and "--resume continues from step-00000003" in stderr
+    assert sorted(p.name for p in (output / "checkpoints").iterdir()) == ["step-00000003"]
+    moved = shutil.copytree(output, tmp_path / "moved")  # the user frees space: here, another disk
+    assert run_main([*args[:-2], "--epochs", "2", "--output", str(moved), "--resume"])[0] == 0
+
+
+def test_only_refused_writes_are_reported_as_writes() -> None:
+    from vipriors_hub.train.checkpoints import is_write_error
+
+    assert is_write_error(OSError(errno.ENOSPC, "No space left on device"))
+    assert is_write_error(RuntimeError("basic_ios::clear: iostream error"))  # torch.save on a full disk
+    assert is_write_error(RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 2499200 vs 2499088"))
+    assert not is_write_error(RuntimeError("CUDA error: an illegal memory access was encountered"))
+    assert not is_write_error(ValueError("Expected more than 1 value per channel when training"))

@@ -11,7 +11,9 @@ from conftest import FASHION_ARGS
 from vipriors_hub.cli import build_parser, main, resolve_config
 from vipriors_hub.config import read_config_section
 from vipriors_hub.errors import VipriorsError
-from vipriors_hub.train.run import TARGET_EFFECTIVE_BATCH, gradient_accumulation, resume_checkpoint_path
+from vipriors_hub.train.run import gradient_accumulation
+from vipriors_hub.train.run_folder import resume_checkpoint_path
+from vipriors_hub.train.settings import TARGET_EFFECTIVE_BATCH
 from vipriors_hub.train.student import StudentConfig
 from vipriors_hub.train.teacher import TeacherConfig
 

@@ -13,7 +13,7 @@ import timm
 
 from .config import field_type, primary_flag, read_config_section
 from .data import DataConfig, describe, load_data
-from .errors import VipriorsError
+from .errors import EXIT_PREEMPTED, RunPreempted, VipriorsError
 from .models import ARCHITECTURES
 from .version import __version__
 
@@ -348,8 +348,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``vipriors-hub``; returns the process exit status."""
-    from .errors import EXIT_PREEMPTED, RunPreempted
-
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
@@ -358,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vipriors-hub {args.command}: error: {message}", file=sys.stderr)
         return 2
     except RunPreempted as stop:
+        again = "run the demo again with --overwrite" if args.command == "demo" else "run it again with --resume"
         if stop.main_process:
-            print(f"vipriors-hub {args.command}: {stop}", file=sys.stderr)
+            print(f"vipriors-hub {args.command}: {stop}; {again} (exit status {EXIT_PREEMPTED}).", file=sys.stderr)
         return EXIT_PREEMPTED

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .config import check_settings
 from .data import CIFAR10_POLICY, DataConfig
+from .demo_figure import plot_results, read_metrics
 from .errors import VipriorsError
 from .evaluate import TeacherEvalConfig, evaluate_students, evaluate_teacher
 from .hub import export_run
@@ -189,23 +190,19 @@ def baseline_run_config(
     )
 
 
-def _read_metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
 def _timed(train: Callable[[], Path], run: Path) -> tuple[Path, dict[str, float]]:
     """Run ``train`` and measure it: wall seconds, optimizer steps and images drawn."""
     start = time.perf_counter()
     final = train()
     seconds = time.perf_counter() - start
-    record = _read_metrics(run)[0]
+    record = read_metrics(run)[0]
     steps = record["steps_total"]
     return final, {"train_seconds": seconds, "steps": steps, "images_seen": steps * record["effective_batch_size"]}
 
 
 def last_validation(run: Path) -> float:
     """Held-out top-1 (percent) of a supervised run's last validated epoch, from its ``metrics.jsonl``."""
-    return [r for r in _read_metrics(run) if "val_top1" in r][-1]["val_top1"]
+    return [r for r in read_metrics(run) if "val_top1" in r][-1]["val_top1"]
 
 
 def run_arms(config: DemoConfig, data: DataConfig, arms: tuple[str, ...] = ARMS) -> dict:
@@ -279,41 +276,6 @@ def run_arms(config: DemoConfig, data: DataConfig, arms: tuple[str, ...] = ARMS)
     return results
 
 
-def plot(output: Path, results: dict) -> Path:
-    """Validation curves of the supervised arms, the teacher's loss and the test accuracies, in one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (curves, losses, bars) = plt.subplots(1, 3, figsize=(16, 4.2))
-    for arm in ("baseline", "baseline_equal_compute", "student"):
-        records = [r for r in _read_metrics(output / arm) if "val_top1" in r]
-        curves.plot([r["epoch"] for r in records], [r["val_top1"] for r in records], label=arm.replace("_", " "))
-    curves.set(title="held-out validation top-1 (%)", xlabel="epoch")
-    curves.legend()
-    records = [r for r in _read_metrics(output / "teacher") if "loss" in r]
-    losses.plot([r["epoch"] for r in records], [r["loss"] for r in records], color="tab:green")
-    losses.set(title="teacher: margin contrastive loss", xlabel="epoch")
-    names = {
-        "baseline_top1": "baseline\n(student's\nepochs)",
-        "baseline_equal_compute_top1": "baseline\n(equal\ncompute)",
-        "teacher_knn_top1": "teacher\nkNN",
-        "teacher_linear_top1": "teacher\nlinear",
-        "student_top1": "student\n(distilled)",
-    }
-    colours = ["lightgrey", "dimgrey", "tab:green", "tab:olive", "tab:blue"]
-    bars.bar(list(names.values()), [results[key] for key in names], color=colours)
-    for index, key in enumerate(names):
-        bars.text(index, results[key] + 0.5, f"{results[key]:.1f}", ha="center")
-    bars.set(title="Fashion-MNIST test top-1 (%)", ylim=(0, 100))
-    figure.tight_layout()
-    path = output / "results.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
-
-
 DEMO_ENTRIES = frozenset({*ARMS, "evaluations", "hub", "results.json", "results.png"})
 
 
@@ -353,7 +315,7 @@ def run_demo(config: DemoConfig) -> dict:
         "test_images": 10_000,
     }
     write_text_atomically(output / "results.json", json.dumps(results, indent=2))
-    plot(output, results)
+    plot_results(output, results)
     evaluations = output / "evaluations"
     export_run(output / "teacher", output / "hub" / "teacher", [evaluations / "teacher.json"])
     export_run(output / "student", output / "hub" / "student", [evaluations / "student.json"])

@@ -29,6 +29,5 @@ class RunPreempted(Exception):
         self.signal_number, self.step = signal_number, step
         self.checkpoint, self.main_process = checkpoint, main_process
         super().__init__(
-            f"stopped by {signal.Signals(signal_number).name} after step {step}: checkpoint {checkpoint} written; "
-            f"run the same command with --resume to continue (exit status {EXIT_PREEMPTED})."
+            f"stopped by {signal.Signals(signal_number).name} after step {step}: checkpoint {checkpoint} written"
         )

@@ -6,8 +6,10 @@
 # Recipe: the pipeline's is the paper's but for the teacher's epochs (student 100 epochs as the paper;
 # teacher 50 instead of 800, what fits), the baseline's is the demo's (lr-base 0.4, CIFAR-10
 # AutoAugment: this repository's tuning); batch 64 on 400 training images; eager (compilation
-# costs 65-80 s per arm, more than a 100-epoch run on 400 images saves). The JSON is rewritten
-# after every seed, so a run cut by the time limit still returns the seeds it finished.
+# costs 65-80 s per arm, more than a 100-epoch run on 400 images saves); 4 loader workers (an
+# epoch is 6 steps, so the workers' start-up each epoch counts). The JSON is rewritten after every
+# seed, so a run cut by the time limit still returns the seeds it finished; if only seed 0 fits,
+# a second call with `--seeds 1` adds the other (the JSON of each call is kept).
 #
 # Prepare here (CPU), then run it once on the device:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -30,6 +32,6 @@ mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU: $(uname -m) CPU"
 python3 -c "import torch, timm, accelerate, datasets; print('torch', torch.__version__, 'timm', timm.__version__)"
 python3 benchmarks/data_deficient.py --model vipriors_resnet50 --img-size 224 --batch-size 64 \
-  --teacher-epochs 50 --student-epochs 100 --mixed-precision bf16 --no-torchcompile --workers 6 \
+  --teacher-epochs 50 --student-epochs 100 --mixed-precision bf16 --no-torchcompile --workers 4 \
   --data-dir "$data" --seeds 0 1 --output "${RUNS:-/tmp/data_deficient_gpu}" \
-  --json-out "$out/data_deficient-resnet50-224px-$(date +%F).json" "$@"
+  --json-out "$out/data_deficient-resnet50-224px-$(date +%F-%H%M%S).json" "$@"

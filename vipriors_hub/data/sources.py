@@ -5,6 +5,7 @@ columns ``image`` (``datasets.Image(decode=False)``: raw bytes or a path, decode
 ``label`` (class index), and the class names.
 """
 
+import errno
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ import datasets
 
 from ..config import check_settings
 from ..errors import VipriorsError
+from ..outputs import write_failure
 from .fashion_mnist import DEFAULT_FASHION_MNIST_DIR, fashion_mnist_splits, select_per_class
 from .images import UnreadableImageError, decode_rgb
 from .split_lists import load_split_lists
@@ -76,7 +78,15 @@ def _load_dataset(origin: str, *args: object, **kwargs: object) -> datasets.Data
     split from) turned into one-line errors naming ``origin``."""
     try:
         return datasets.load_dataset(*args, **kwargs)
-    except (OSError, ValueError) as error:
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            cache = Path(str(kwargs.get("cache_dir") or datasets.config.HF_DATASETS_CACHE))
+            raise write_failure(
+                "the datasets cache", cache, error, "Free space there or pass --cache-dir on a larger disk."
+            ) from error
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise VipriorsError(f"{origin} could not be loaded as a dataset: {reason}") from error
+    except ValueError as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise VipriorsError(f"{origin} could not be loaded as a dataset: {reason}") from error
 

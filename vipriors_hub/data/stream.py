@@ -178,11 +178,13 @@ class ExampleStream(torch.utils.data.IterableDataset):
         if group and not self.drop_last:
             yield worker * 2**32 + number, group
 
-    def _replacements(self, count: int, seed: int) -> Iterator[dict[str, Any]]:
-        """Up to ``count`` x :data:`TOP_UP_TRIES` examples of this rank's epoch share, drawn with
-        ``seed`` (the batch's): what tops up a training batch that lost unreadable images."""
-        indices = self.rank_indices()
-        rows = np.random.default_rng(seed).choice(indices, size=count * TOP_UP_TRIES).tolist()
+    def _replacements(self, count: int, seed: int, batch: list[int]) -> Iterator[dict[str, Any]]:
+        """Up to ``count`` x :data:`TOP_UP_TRIES` distinct examples of this rank's epoch share outside
+        ``batch`` (its rows), drawn with ``seed`` (the batch's): what tops up a training batch that
+        lost unreadable images."""
+        candidates = np.setdiff1d(self.rank_indices(), batch)
+        rng = np.random.default_rng(seed)
+        rows = rng.choice(candidates, size=min(len(candidates), count * TOP_UP_TRIES), replace=False).tolist()
         table = self.source.select_columns(["image", "label"])[rows]
         for image, label, row in zip(table["image"], table["label"], rows, strict=True):
             yield {"image": image, "label": label, "_index": row}
@@ -221,9 +223,11 @@ class ExampleStream(torch.utils.data.IterableDataset):
                 skipped += unreadable
                 missing = len(examples) - len(transformed)
                 if missing and self.drop_last and not self.is_streaming:
-                    extra, unreadable = self._transform(self._replacements(missing, seed), missing)
+                    # An unreadable candidate is counted where its own batch reads it, not here.
+                    rows = [example["_index"] for example in examples]
+                    extra, _ = self._transform(self._replacements(missing, seed, rows), missing)
                     transformed += extra
-                    skipped, replaced = skipped + unreadable, replaced + len(extra)
+                    replaced += len(extra)
             yield transformed
         self.skipped_images += skipped
         if skipped:

@@ -4,9 +4,11 @@
   ``train_micro_step``, the step it (and the benchmarks) run;
 * ``phase.py``: ``TrainingPhase``, what a phase gives the loop; ``prepare.py``: its optimizer,
   schedule, accelerate preparation and compilation;
-* ``run.py``: what every run shares: settings, output folder, accelerator, the plan of steps;
-  ``run_lock.py``: one writer per run folder; ``checkpoints.py``, ``metrics.py``, ``guard.py``:
-  atomic checkpoints, ``metrics.jsonl``, the divergence guard; ``preemption.py``: SIGTERM/SIGUSR1;
+* ``settings.py``: the settings every run shares; ``run.py``: the start of a run (accelerator,
+  seed, accumulation, learning rate, the plan of steps); ``run_folder.py``: the run's folder, its
+  ``config.yaml`` and resume rules; ``run_lock.py``: one writer per run folder;
+* ``checkpoints.py``, ``metrics.py``, ``guard.py``: atomic checkpoints, ``metrics.jsonl``, the
+  divergence guard; ``preemption.py``: SIGTERM/SIGUSR1 stop every process after the same step;
 * ``teacher.py``: phase 1, the MoCo v2 + margin-loss teacher (configuration + phase);
 * ``student.py``: phase 2, self-distillation with OFD (configuration + phase);
 * ``moco.py`` and ``distill.py``: the method's parts (encoders, queue, shuffle-BN; frozen teacher,

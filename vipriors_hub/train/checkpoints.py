@@ -15,13 +15,27 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import VipriorsError
 from ..outputs import write_failure
+from .consensus import raise_on_any
 
-__all__ = ["CHECKPOINT_NAME", "WRITE_ERRORS", "CheckpointManager"]
+__all__ = ["CHECKPOINT_NAME", "CheckpointManager", "is_write_error"]
 
 CHECKPOINT_NAME = re.compile(r"^step-(\d{8})$")
-WRITE_ERRORS = (OSError, SafetensorError, RuntimeError)
-"""What a write that the disk refused raises: ``OSError`` (open, pickle), ``SafetensorError``
-(safetensors) and ``RuntimeError`` (``torch.save``'s stream writer)."""
+
+
+_WRITER_MARKS = ("write", "iostream", "inline_container", "stream", "file", "space")
+"""Words of the errors that torch's stream writer raises when the disk refuses it: on a full disk
+``torch.save`` raises ``RuntimeError('basic_ios::clear: iostream error')``, then ``[enforce fail at
+inline_container.cc] . unexpected pos ...`` while closing the archive, neither an ``OSError``."""
+
+
+def is_write_error(error: BaseException) -> bool:
+    """Whether ``error`` is a write the disk refused: ``OSError`` (open, pickle, rename),
+    ``SafetensorError`` (safetensors) or a ``RuntimeError`` of ``torch.save``'s stream writer; any
+    other error (a CUDA fault, a bug) is not."""
+    if isinstance(error, OSError | SafetensorError):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and any(mark in text for mark in _WRITER_MARKS)
 
 
 class CheckpointManager:
@@ -47,13 +61,6 @@ class CheckpointManager:
         complete = sorted(p for p in self.directory.iterdir() if CHECKPOINT_NAME.match(p.name) and p.is_dir())
         return complete[-1] if complete else None
 
-    def _failed_anywhere(self, failed: bool) -> bool:
-        """Whether a process failed to write its part (every process learns the same answer)."""
-        if self.accelerator.num_processes == 1:
-            return failed
-        flag = torch.tensor([float(failed)], device=self.accelerator.device)
-        return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
-
     def save(self, step: int, tensors: Mapping[str, torch.Tensor], progress: Mapping[str, Any]) -> Path:
         """Save the accelerator state plus ``tensors`` and ``progress`` as checkpoint ``step``.
 
@@ -63,36 +70,53 @@ class CheckpointManager:
         """
         final = self.directory / f"step-{step:08d}"
         temporary = self.directory / f".partial-step-{step:08d}"
-        error: BaseException | None = None
-        if self.accelerator.is_main_process:
+        main = self.accelerator.is_main_process
+
+        def failure_of(error: BaseException) -> VipriorsError:
+            last = self.latest()
+            return write_failure(
+                f"checkpoint {final.name}",
+                self.directory,
+                error,
+                f"The partial checkpoint was removed; free space, then --resume continues from "
+                f"{last.name if last else 'the start (no complete checkpoint yet)'}.",
+            )
+
+        def agree(failure: VipriorsError | None) -> None:
+            try:
+                raise_on_any(self.accelerator, failure)
+            except VipriorsError:
+                if main:
+                    shutil.rmtree(temporary, ignore_errors=True)
+                raise
+
+        failure = None
+        if main:
             shutil.rmtree(temporary, ignore_errors=True)
             try:
                 temporary.mkdir(parents=True)
-            except OSError as raised:
-                error = raised
-        if not self._failed_anywhere(error is not None):
+            except OSError as error:
+                failure = failure_of(error)
+        agree(failure)
+        try:
+            self.accelerator.save_state(str(temporary))
+            if main:
+                extra = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+                save_file(extra, temporary / "extra.safetensors")
+                (temporary / "progress.json").write_text(json.dumps(dict(progress)))
+        except Exception as error:
+            if not is_write_error(error):
+                raise
+            failure = failure_of(error)
+        agree(failure)  # every process wrote its part before the checkpoint becomes complete
+        if main:
             try:
-                self.accelerator.save_state(str(temporary))
-                if self.accelerator.is_main_process:
-                    extra = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-                    save_file(extra, temporary / "extra.safetensors")
-                    (temporary / "progress.json").write_text(json.dumps(dict(progress)))
-            except WRITE_ERRORS as raised:
-                error = raised
-        if self._failed_anywhere(error is not None):
-            if self.accelerator.is_main_process:
-                shutil.rmtree(temporary, ignore_errors=True)
-            last = self.latest()
-            raise write_failure(
-                f"checkpoint {final.name}",
-                self.directory,
-                error or OSError("another process could not write its part"),
-                f"The partial checkpoint was removed; free space, then --resume continues from "
-                f"{last.name if last else 'the start (no complete checkpoint yet)'}.",
-            ) from error
-        if self.accelerator.is_main_process:
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(temporary, final)
+                shutil.rmtree(final, ignore_errors=True)
+                os.replace(temporary, final)
+            except OSError as error:
+                failure = failure_of(error)
+        agree(failure)
+        if main:
             for old in sorted(p for p in self.directory.iterdir() if CHECKPOINT_NAME.match(p.name))[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
         self.accelerator.wait_for_everyone()
@@ -120,5 +144,7 @@ class CheckpointManager:
                 "resume from another one (--resume RUN continues from the newest)."
             )
         self.accelerator.load_state(str(checkpoint))
-        tensors = load_file(checkpoint / "extra.safetensors", device=str(self.accelerator.device))
+        # Loaded on the CPU, then moved: safetensors refuses the "cpu:0" of a multi-process CPU run.
+        device = self.accelerator.device
+        tensors = {name: tensor.to(device) for name, tensor in load_file(checkpoint / "extra.safetensors").items()}
         return tensors, json.loads((checkpoint / "progress.json").read_text())

@@ -32,23 +32,16 @@ from tqdm.auto import tqdm
 from ..data import DataConfig, DataSplits, ExampleStream, ResumableLoader, load_data
 from ..errors import RunPreempted, VipriorsError
 from ..outputs import write_failure
-from .checkpoints import WRITE_ERRORS, CheckpointManager
+from .checkpoints import CheckpointManager, is_write_error
+from .consensus import raise_on_any
 from .guard import NonFiniteGuard
 from .metrics import MetricsWriter
 from .phase import StepOutput, TrainingPhase
 from .preemption import StopSignals
 from .prepare import prepare_phase
-from .run import (
-    TrainSettings,
-    gradient_accumulation,
-    hold_run_folder,
-    learning_rate,
-    open_run,
-    plan_steps,
-    start_record,
-    start_run,
-    tracker_config,
-)
+from .run import gradient_accumulation, learning_rate, plan_steps, start_record, start_run, tracker_config
+from .run_folder import hold_run_folder, open_run
+from .settings import TrainSettings
 
 __all__ = ["fit", "train_micro_step", "write_model_folder_of"]
 
@@ -125,7 +118,7 @@ def fit(
             phase, settings, accelerator, steps_per_epoch, total_steps, output, sections
         )
         checkpoints = CheckpointManager(accelerator, output / "checkpoints")
-        metrics = MetricsWriter(output / "metrics.jsonl", accelerator.is_main_process)
+        metrics = MetricsWriter(output / "metrics.jsonl", accelerator)
         guard = NonFiniteGuard(accelerator, model)
         step = micro_step = 0
         if settings.resume:
@@ -189,15 +182,15 @@ def fit(
                     if stop_signal and step < total_steps:
                         saved = saved or save_checkpoint()
                         metrics.write({"event": "preempted", "step": step, "signal": signal.Signals(stop_signal).name})
+                        stop.close()
                         accelerator.end_training()
                         raise RunPreempted(stop_signal, step, str(saved), accelerator.is_main_process)
                     if step >= total_steps:
                         break
 
         final = output / "final"
-        if accelerator.is_main_process:
-            write_model_folder_of(phase, final)
-        accelerator.wait_for_everyone()
+        write_model_folder_of(phase, final, accelerator)
+        stop.close()
         accelerator.end_training()
         return final
 
@@ -218,19 +211,25 @@ def _step_record(
     }
 
 
-def write_model_folder_of(phase: TrainingPhase, folder: Path) -> None:
-    """``phase.write_final(folder)`` (main process), a refused write reported in one line.
+def write_model_folder_of(phase: TrainingPhase, folder: Path, accelerator: Accelerator) -> None:
+    """``phase.write_final(folder)`` on the main process; a write the disk refused stops every process
+    with one line (call it on every process).
 
     Raises:
         VipriorsError: the disk refused a write (the partial folder is removed, an older ``folder``
             is kept).
     """
-    try:
-        phase.write_final(folder)
-    except WRITE_ERRORS as error:
-        raise write_failure(
-            f"the model folder {folder.name}/",
-            folder.parent,
-            error,
-            "Its partial copy was removed; free space, then --resume writes it from the last checkpoint.",
-        ) from error
+    failure = None
+    if accelerator.is_main_process:
+        try:
+            phase.write_final(folder)
+        except Exception as error:
+            if not is_write_error(error):
+                raise
+            failure = write_failure(
+                f"the model folder {folder.name}/",
+                folder.parent,
+                error,
+                "Its partial copy was removed; free space, then --resume writes it from the last checkpoint.",
+            )
+    raise_on_any(accelerator, failure)

@@ -7,7 +7,8 @@ raises :class:`~vipriors_hub.errors.RunPreempted`. With several processes the si
 another step, so the processes agree: every step each one adds what it received to an asynchronous
 all-reduce (max) over a CPU (gloo) group and reads the result of the previous step's reduce, which
 is long done: the same answer on every process, one step after the first signal, with no wait and
-no device synchronisation per step.
+no device synchronisation per step. On several nodes the gloo group uses the interface that
+``GLOO_SOCKET_IFNAME`` names where the default one cannot reach the other nodes.
 """
 
 import signal
@@ -46,10 +47,19 @@ class StopSignals:
     def __exit__(
         self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        if self.pending is not None and kind is None:
-            self.pending.wait()
         for number, handler in self.previous.items():
-            signal.signal(number, handler)
+            if handler is not None:  # None: a handler not installed from Python, which cannot be put back
+                signal.signal(number, handler)
+
+    def close(self) -> None:
+        """Wait for the last agreement and free its group; call it on every process before the run's
+        process group ends (``accelerator.end_training``)."""
+        if self.pending is not None:
+            self.pending.wait()
+            self.pending = None
+        if self.group is not None:
+            dist.destroy_process_group(self.group)
+            self.group, self.distributed = None, False
 
     def agreed(self) -> int:
         """The signal every process stops for after this optimizer step (0: go on). Call it once per

@@ -11,7 +11,8 @@ from timm.scheduler.scheduler import Scheduler
 from torch import nn
 
 from .phase import RunContext, TrainingPhase
-from .run import TrainSettings, learning_rate
+from .run import learning_rate
+from .settings import TrainSettings
 
 __all__ = ["FUSED_OPTIMIZERS", "create_scheduler", "prepare_phase"]
 

@@ -26,7 +26,8 @@ from ..losses import partial_l2
 from .distill import TEACHER_BN_MODES, FrozenTeacher, StudentWithConnectors, student_from_teacher
 from .loop import fit, write_model_folder_of
 from .phase import RunContext, StepOutput, TrainingPhase
-from .run import TrainSettings, check_architecture, document, phase_default
+from .run_folder import document
+from .settings import TrainSettings, check_architecture, phase_default
 
 __all__ = ["StudentConfig", "StudentPhase", "train_student"]
 
@@ -130,8 +131,7 @@ class StudentPhase(TrainingPhase):
         self.scores = validation_scores(student, self.data.splits["val"], *loading)
         if self.scores["top1"] > self.best_top1:
             self.best_top1 = self.scores["top1"]
-            if self.accelerator.is_main_process:
-                write_model_folder_of(self, self.context.output / "best")
+            write_model_folder_of(self, self.context.output / "best", self.accelerator)
         return {f"val_{name}": value for name, value in self.scores.items()}
 
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:

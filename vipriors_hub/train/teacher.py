@@ -23,7 +23,9 @@ from ..losses import MarginContrastiveLoss
 from .loop import fit
 from .moco import KeyQueue, build_key_encoder, build_query_encoder, momentum_update, shuffled_key_forward
 from .phase import RunContext, StepOutput, TrainingPhase
-from .run import TrainSettings, check_architecture, document, phase_default, step_generator
+from .run import step_generator
+from .run_folder import document
+from .settings import TrainSettings, check_architecture, phase_default
 
 __all__ = ["TeacherConfig", "TeacherPhase", "train_teacher"]
 
