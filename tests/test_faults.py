@@ -210,7 +210,8 @@ def test_a_real_full_disk_keeps_the_last_checkpoint_which_resumes(small_disk: Pa
     args = [*command("teacher", output, None)[3:], "--epochs", "2"]
     code, stderr = run_main(args)
     assert_one_line_error(code, stderr, "Could not write checkpoint step-00000005 in ")
-    assert " free there" in stderr and "--resume continues from step-00000003" in stderr
+    assert "No space left on device" in stderr and " free there" in stderr
+    assert "--resume continues from step-00000003" in stderr
     assert sorted(p.name for p in (output / "checkpoints").iterdir()) == ["step-00000003"]
     moved = shutil.copytree(output, tmp_path / "moved")  # the user frees space: here, another disk
     assert run_main([*args[:-2], "--epochs", "2", "--output", str(moved), "--resume"])[0] == 0

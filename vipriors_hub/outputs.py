@@ -218,13 +218,17 @@ def _size(count: int) -> str:
 
 def write_failure(what: str, where: Path, error: BaseException, hint: str) -> VipriorsError:
     """The one-line error for ``what`` that could not be written under ``where`` (a full disk, a quota,
-    a vanished mount): the reason, the space still free there, and ``hint`` (what to do next)."""
+    a vanished mount): the reason, the space still free there, and ``hint`` (what to do next). A
+    writer's error that names no cause (torch's archive writer) on a disk with under 1 MB left is
+    called what it is, a full disk."""
     reason = (str(error).splitlines() or [type(error).__name__])[0]
     try:
-        free = f"{_size(shutil.disk_usage(_nearest_existing(Path(where))).free)} free there"
+        free_bytes = shutil.disk_usage(_nearest_existing(Path(where))).free
     except OSError:
-        free = "free space unknown"
-    return VipriorsError(f"Could not write {what} in {where}: {reason} ({free}). {hint}")
+        return VipriorsError(f"Could not write {what} in {where}: {reason} (free space unknown). {hint}")
+    if not isinstance(error, OSError) and free_bytes < 1_000_000:
+        reason = f"No space left on device ({type(error).__name__}: {reason})"
+    return VipriorsError(f"Could not write {what} in {where}: {reason} ({_size(free_bytes)} free there). {hint}")
 
 
 def write_text_atomically(path: Path, text: str) -> None:
