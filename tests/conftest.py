@@ -16,9 +16,11 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import gzip  # noqa: E402
 import hashlib  # noqa: E402
 import importlib.resources  # noqa: E402
 import pickle  # noqa: E402
+import struct  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -181,3 +183,25 @@ def student_run(teacher_run: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     config = StudentConfig(output=str(output), teacher=str(teacher_run / "final"), epochs=3, **TINY_STUDENT)
     train_student(config, FASHION)
     return output
+
+
+def write_small_fashion_mnist(folder: Path, test_images: int) -> Path:
+    """The shipped Fashion-MNIST subset with only its first ``test_images`` test images (IDX files)."""
+    folder.mkdir(parents=True)
+    for kind in ("images-idx3", "labels-idx1"):
+        for split in ("train", "t10k"):
+            data = gzip.decompress((FASHION_DIR / f"{split}-{kind}-ubyte.gz").read_bytes())
+            if split == "t10k":
+                ndim = data[3]
+                shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+                per_item = 1 if ndim == 1 else shape[1] * shape[2]
+                header = data[:4] + struct.pack(f">{ndim}I", test_images, *shape[1:])
+                data = header + data[4 + 4 * ndim :][: test_images * per_item]
+            (folder / f"{split}-{kind}-ubyte").write_bytes(data)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_fashion_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped subset with 300 test images instead of 10k: every arm of the demo, scored fast."""
+    return write_small_fashion_mnist(tmp_path_factory.mktemp("fashion") / "idx", test_images=300)

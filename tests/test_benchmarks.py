@@ -99,29 +99,8 @@ def test_committed_tuning_rounds_follow_the_declared_search() -> None:
                 assert results[0] == {**previous["chosen"][arm], "change": {}}
 
 
-def write_small_fashion_mnist(folder: Path, test_images: int) -> Path:
-    """The shipped Fashion-MNIST subset with only its first ``test_images`` test images (IDX files)."""
-    import gzip
-    import struct
-
-    from conftest import FASHION_DIR
-
-    folder.mkdir(parents=True)
-    for kind in ("images-idx3", "labels-idx1"):
-        for split in ("train", "t10k"):
-            data = gzip.decompress((FASHION_DIR / f"{split}-{kind}-ubyte.gz").read_bytes())
-            if split == "t10k":
-                ndim = data[3]
-                shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-                per_item = 1 if ndim == 1 else shape[1] * shape[2]
-                header = data[:4] + struct.pack(f">{ndim}I", test_images, *shape[1:])
-                data = header + data[4 + 4 * ndim :][: test_images * per_item]
-            (folder / f"{split}-{kind}-ubyte").write_bytes(data)
-    return folder
-
-
-def test_the_device_benchmark_runs_end_to_end_with_dry_run(tmp_path: Path) -> None:
-    data = write_small_fashion_mnist(tmp_path / "fashion", test_images=300)
+def test_the_device_benchmark_runs_end_to_end_with_dry_run(small_fashion_mnist: Path, tmp_path: Path) -> None:
+    data = small_fashion_mnist
     script = BENCHMARKS / "device" / "data_deficient_gpu.sh"
     environment = {**os.environ, "DATA_DIR": str(data), "OUT": str(tmp_path / "out"), "RUNS": str(tmp_path / "runs")}
     result = subprocess.run(

@@ -48,6 +48,14 @@ def numbered_images(count: int) -> datasets.Dataset:
     )
 
 
+def labelled_by_position(images: list[dict]) -> datasets.Dataset:
+    """A split of ``images`` (the Image schema) whose label is each image's position."""
+    return datasets.Dataset.from_dict(
+        {"image": images, "label": list(range(len(images)))},
+        features=datasets.Features({"image": datasets.Image(decode=False), "label": datasets.Value("int64")}),
+    )
+
+
 def pixel_value(image: Image.Image) -> int:
     return image.getpixel((0, 0))[0]
 
@@ -248,10 +256,7 @@ def test_fused_tensor_conversion_equals_to_tensor_then_normalize() -> None:
 def test_a_skipped_image_shortens_its_own_batch_only(num_workers: int) -> None:
     images = [{"bytes": png(Image.new("L", (8, 8), i)), "path": None} for i in range(12)]
     images[5] = {"bytes": b"not an image", "path": None}
-    source = datasets.Dataset.from_dict(
-        {"image": images, "label": list(range(12))},
-        features=datasets.Features({"image": datasets.Image(decode=False), "label": datasets.Value("int64")}),
-    )
+    source = labelled_by_position(images)
     loader = ResumableLoader(ExampleStream(source, pixel_value, shuffle=False, batch_size=4), num_workers=num_workers)
     assert [labels.tolist() for _, labels in loader] == [[0, 1, 2, 3], [4, 6, 7], [8, 9, 10, 11]]
     resumed = ResumableLoader(ExampleStream(source, pixel_value, shuffle=False, batch_size=4), num_workers=num_workers)
@@ -263,10 +268,7 @@ def test_a_skipped_image_shortens_its_own_batch_only(num_workers: int) -> None:
 def test_a_batch_of_unreadable_images_still_counts_as_a_batch(num_workers: int) -> None:
     images = [{"bytes": png(Image.new("L", (8, 8), i)), "path": None} for i in range(9)]
     images[3:6] = [{"bytes": b"broken", "path": None}] * 3
-    source = datasets.Dataset.from_dict(
-        {"image": images, "label": list(range(9))},
-        features=datasets.Features({"image": datasets.Image(decode=False), "label": datasets.Value("int64")}),
-    )
+    source = labelled_by_position(images)
     loader = ResumableLoader(ExampleStream(source, pixel_value, shuffle=False, batch_size=3), num_workers=num_workers)
     iterator = iter(loader)
     assert next(iterator)[1].tolist() == [0, 1, 2]
@@ -284,10 +286,7 @@ def test_validation_with_no_image_anywhere_is_a_clear_error() -> None:
 def test_a_training_batch_that_lost_an_image_is_topped_up_the_same_way_on_resume(num_workers: int) -> None:
     images = [{"bytes": png(Image.new("L", (8, 8), i)), "path": None} for i in range(12)]
     images[5] = {"bytes": b"not an image", "path": None}
-    source = datasets.Dataset.from_dict(
-        {"image": images, "label": list(range(12))},
-        features=datasets.Features({"image": datasets.Image(decode=False), "label": datasets.Value("int64")}),
-    )
+    source = labelled_by_position(images)
 
     def loader(workers: int) -> ResumableLoader:
         stream = ExampleStream(source, pixel_value, shuffle=True, seed=3, batch_size=4)

@@ -53,8 +53,12 @@ def test_demo_runs_every_arm_and_writes_results_plot_and_cards(tmp_path: Path) -
         assert all(r.dataset_split == "test" for r in card.data.eval_results)
 
 
-def test_equal_compute_baseline_gets_the_measured_budget_of_the_pipeline(tmp_path: Path) -> None:
-    config = DemoConfig(output=str(tmp_path / "arms"), teacher_epochs=3, student_epochs=2)
+def test_equal_compute_baseline_gets_the_measured_budget_of_the_pipeline(
+    small_fashion_mnist: Path, tmp_path: Path
+) -> None:
+    config = DemoConfig(
+        output=str(tmp_path / "arms"), data_dir=str(small_fashion_mnist), teacher_epochs=3, student_epochs=2
+    )
     results = run_arms(config, demo_data_config(config))
     compute, equal = results["compute"], results["equal_compute"]
     pipeline = compute["teacher"]["train_seconds"] + compute["student"]["train_seconds"]

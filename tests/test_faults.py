@@ -30,7 +30,7 @@ def test_a_killed_run_is_locked_while_alive_and_resumable_once_dead(teacher_run:
     first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_step(output, first, 4)
-        for again in (["--resume"], ["--overwrite"], []):
+        for again in (["--resume"], []):
             second = subprocess.run([*args, *again], capture_output=True, text=True, timeout=300)
             assert_one_line_error(second.returncode, second.stderr, "is in use by a run that is still going")
             assert f"(process {first.pid} on " in second.stderr, again
