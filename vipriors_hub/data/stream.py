@@ -223,7 +223,8 @@ class ExampleStream(torch.utils.data.IterableDataset):
                 skipped += unreadable
                 missing = len(examples) - len(transformed)
                 if missing and self.drop_last and not self.is_streaming:
-                    # An unreadable candidate is counted where its own batch reads it, not here.
+                    # An unreadable candidate is counted where its own batch reads it (or not at all
+                    # when it lies in the epoch's dropped tail), not here.
                     rows = [example["_index"] for example in examples]
                     extra, _ = self._transform(self._replacements(missing, seed, rows), missing)
                     transformed += extra

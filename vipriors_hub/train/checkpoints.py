@@ -74,13 +74,15 @@ class CheckpointManager:
 
         def failure_of(error: BaseException) -> VipriorsError:
             last = self.latest()
-            return write_failure(
+            failure = write_failure(
                 f"checkpoint {final.name}",
                 self.directory,
                 error,
                 f"The partial checkpoint was removed; free space, then --resume continues from "
                 f"{last.name if last else 'the start (no complete checkpoint yet)'}.",
             )
+            failure.__cause__ = error
+            return failure
 
         def agree(failure: VipriorsError | None) -> None:
             try:

@@ -22,7 +22,7 @@ def raise_on_any(accelerator: Accelerator, error: VipriorsError | None) -> None:
         if error is not None:
             raise error
         return
-    messages = [message for message in gather_object([None if error is None else str(error)]) if message]
+    messages = [message for message in gather_object([None if error is None else str(error)]) if message is not None]
     if error is not None:
         raise error
     if messages:

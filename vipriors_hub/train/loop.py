@@ -85,8 +85,14 @@ def fit(
     """
     accelerator, settings, resume_from = start_run(settings, data_config.seed)
     output = Path(settings.output)
-    with accelerator.main_process_first():
-        data = load_data(data_config)
+    data, failure = None, None
+    if accelerator.is_main_process:  # first, so that the other processes find its datasets cache
+        try:
+            data = load_data(data_config)
+        except VipriorsError as error:
+            failure = error
+    raise_on_any(accelerator, failure)
+    data = data or load_data(data_config)
     phase = build_phase(accelerator, data)
     stream = ExampleStream(
         data.splits["train"],
@@ -232,4 +238,5 @@ def write_model_folder_of(phase: TrainingPhase, folder: Path, accelerator: Accel
                 error,
                 "Its partial copy was removed; free space, then --resume writes it from the last checkpoint.",
             )
+            failure.__cause__ = error
     raise_on_any(accelerator, failure)

@@ -32,8 +32,9 @@ class MetricsWriter:
         """
         failure = None
         if self.accelerator.is_main_process:
-            size = self.path.stat().st_size if self.path.exists() else 0
+            size = 0
             try:
+                size = self.path.stat().st_size if self.path.exists() else 0
                 with self.path.open("a") as handle:
                     handle.write(json.dumps({**record, "time": round(time.time(), 3)}) + "\n")
             except OSError as error:

@@ -79,8 +79,8 @@ def start_run(settings: TrainSettings, seed: int) -> tuple[Accelerator, TrainSet
         try:
             RunLock(output).probe()  # a run still going there is named, whatever the folder holds
             check_run_destination(output, bool(settings.resume), settings.overwrite)
-        except VipriorsError as error:
-            refusal = error
+        except (VipriorsError, OSError) as error:
+            refusal = error if isinstance(error, VipriorsError) else VipriorsError(f"--output {output}: {error}")
     raise_on_any(accelerator, refusal)
     set_seed(seed)
     return accelerator, dataclasses.replace(settings, output=str(output)), checkpoint

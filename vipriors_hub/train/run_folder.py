@@ -176,6 +176,8 @@ def open_run(accelerator: Accelerator, output: Path, sections: Mapping[str, Any]
             prepare_output_dir(output, sections, settings.resume, settings.overwrite)
         except VipriorsError as error:
             refusal = error
+        except (OSError, yaml.YAMLError) as error:
+            refusal = VipriorsError(f"{output / 'config.yaml'} could not be read ({error}): the run folder is damaged.")
     raise_on_any(accelerator, refusal)
     accelerator.print(
         f"{accelerator.num_processes} process(es) on {accelerator.device}, mixed precision: "

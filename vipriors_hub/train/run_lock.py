@@ -12,6 +12,7 @@ without lock support (e.g. Lustre without ``flock``) refuses it, which the train
 import fcntl
 import os
 import socket
+import time
 from pathlib import Path
 
 from ..errors import VipriorsError
@@ -91,7 +92,14 @@ class RunLock:
                 "Choose an --output on a writable file system."
             ) from error
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            for attempt in range(4):  # another start's probe holds a shared lock for a moment
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if attempt == 3:
+                        raise
+                    time.sleep(0.05)
         except OSError as error:
             holder = self._holder(descriptor)
             os.close(descriptor)

@@ -154,8 +154,10 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
     ``OUTPUT/best`` holds the classifier with the best validation top-1.
 
     Raises:
-        VipriorsError: bad configuration or data, a different run in the output folder, nothing to
-            resume, or divergence (the last good checkpoint is kept).
+        VipriorsError: bad configuration or data, a different run in the output folder (or one still
+            running there), nothing to resume, divergence or a write the disk refused (the last good
+            checkpoint is kept).
+        RunPreempted: SIGTERM / SIGUSR1; ``--resume`` continues from the checkpoint it names.
     """
     teacher = load_model_folder(config.teacher, expect="teacher") if config.teacher else None
     architecture = config.architecture or (family_architecture(config.teacher) if teacher is not None else None)

@@ -145,8 +145,10 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
     """Train the teacher; return ``OUTPUT/final`` (backbone without head, Hub-ready).
 
     Raises:
-        VipriorsError: bad configuration or data, a different run in the output folder, nothing to
-            resume, or divergence (the last good checkpoint is kept).
+        VipriorsError: bad configuration or data, a different run in the output folder (or one still
+            running there), nothing to resume, divergence or a write the disk refused (the last good
+            checkpoint is kept).
+        RunPreempted: SIGTERM / SIGUSR1; ``--resume`` continues from the checkpoint it names.
     """
     check_architecture(config.architecture)
 
