@@ -9,12 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import timm
-
 from .config import field_type, primary_flag, read_config_section
 from .data import DataConfig, describe, load_data
 from .errors import EXIT_PREEMPTED, RunPreempted, VipriorsError
-from .models import ARCHITECTURES
+from .models import family_table
 from .version import __version__
 
 
@@ -92,28 +90,6 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def data_config_from_args(args: argparse.Namespace) -> DataConfig:
     """The :class:`~vipriors_hub.data.DataConfig` of the command line and its ``--config`` file's ``data:`` section."""
     return resolve_config(args, DataConfig, "data")
-
-
-def family_table() -> list[dict[str, object]]:
-    """One row per pretrained tag of the family: name, architecture, tag, default flag, classes,
-    input size and Hub repo id."""
-    rows = []
-    for architecture in ARCHITECTURES:
-        default_tag = timm.models.get_pretrained_cfg(architecture).tag
-        for name in timm.list_pretrained(f"{architecture}.*"):
-            cfg = timm.models.get_pretrained_cfg(name)
-            rows.append(
-                {
-                    "name": name,
-                    "architecture": architecture,
-                    "tag": cfg.tag,
-                    "default": cfg.tag == default_tag,
-                    "num_classes": cfg.num_classes,
-                    "input_size": list(cfg.input_size),
-                    "hf_hub_id": cfg.hf_hub_id,
-                }
-            )
-    return rows
 
 
 def _run_models(args: argparse.Namespace) -> int:
