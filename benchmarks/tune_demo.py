@@ -24,18 +24,16 @@ the same teacher settings share one teacher.
 import argparse
 import dataclasses
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from vipriors_hub.data import DataConfig
 from vipriors_hub.demo import (
     DemoConfig,
     baseline_run_config,
-    last_validation,
     student_run_config,
     teacher_run_config,
 )
+from vipriors_hub.train.result import FitResult
 from vipriors_hub.train.student import train_student
 from vipriors_hub.train.teacher import train_teacher
 
@@ -90,13 +88,6 @@ START = {"baseline": BASELINE_START, "pipeline": PIPELINE_START}
 TEACHER_SETTINGS = ("resolution", "teacher_epochs", "teacher_lr", "margin", "queue_size")
 
 
-def timed(train: Callable[..., Path], *args: object) -> tuple[Path, float]:
-    """Run ``train(*args)``; return its result and its wall seconds."""
-    start = time.perf_counter()
-    result = train(*args)
-    return result, time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--round", type=int, choices=range(1, len(BASELINE_ROUNDS) + 1), default=1)
@@ -147,7 +138,7 @@ def main() -> None:
         return dataclasses.replace(base, **settings)
 
     starts, rows = {}, {}
-    teachers: dict[tuple, tuple[Path, float]] = {}
+    teachers: dict[tuple, FitResult] = {}
     for arm in ("baseline", "pipeline"):
         changes = (BASELINE_ROUNDS if arm == "baseline" else PIPELINE_ROUNDS)[args.round - 1]
         starts[arm], rows[arm] = dict(START[arm]), []
@@ -162,16 +153,17 @@ def main() -> None:
             config = configured(starts[arm], change)
             run = output / f"{arm}-{index}"
             if arm == "baseline":
-                _, seconds = timed(train_student, baseline_run_config(config, run), data)
+                result = train_student(baseline_run_config(config, run), data)
+                seconds = result.train_seconds
             else:
                 key = tuple(getattr(config, name) for name in TEACHER_SETTINGS)
                 if key not in teachers:
                     teacher_run = teacher_run_config(config, output / f"teacher-{len(teachers)}")
-                    teachers[key] = timed(train_teacher, teacher_run, data)
-                teacher, teacher_seconds = teachers[key]
-                _, seconds = timed(train_student, student_run_config(config, run, teacher), data)
-                seconds += teacher_seconds
-            rows[arm].append({"change": change, "val_top1": last_validation(run), "train_seconds": seconds})
+                    teachers[key] = train_teacher(teacher_run, data)
+                teacher = teachers[key]
+                result = train_student(student_run_config(config, run, teacher.final), data)
+                seconds = result.train_seconds + teacher.train_seconds
+            rows[arm].append({"change": change, "val_top1": result.validation["top1"], "train_seconds": seconds})
             print(json.dumps({"round": args.round, "arm": arm, **rows[arm][-1]}), flush=True)
 
     chosen = {arm: max(results, key=lambda r: r["val_top1"]) for arm, results in rows.items()}

@@ -1,5 +1,6 @@
 """The demo (shipped data, three arms, results, Hub folders) and the data it ships."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,8 +10,17 @@ import pytest
 from huggingface_hub import ModelCard
 
 from vipriors_hub.data import load_data
-from vipriors_hub.demo import ARMS, RESULT_KEYS, DemoConfig, demo_data_config, run_arms, run_demo
+from vipriors_hub.demo import (
+    ARMS,
+    RESULT_KEYS,
+    DemoConfig,
+    demo_data_config,
+    equal_compute_budget,
+    run_arms,
+    run_demo,
+)
 from vipriors_hub.errors import VipriorsError
+from vipriors_hub.train.result import FitResult
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,12 +71,14 @@ def test_equal_compute_baseline_gets_the_measured_budget_of_the_pipeline(
     )
     results = run_arms(config, demo_data_config(config))
     compute, equal = results["compute"], results["equal_compute"]
-    pipeline = compute["teacher"]["train_seconds"] + compute["student"]["train_seconds"]
-    assert equal["pipeline_train_seconds"] == pytest.approx(pipeline)
-    assert equal["baseline_seconds_per_step"] == pytest.approx(
-        compute["baseline"]["train_seconds"] / compute["baseline"]["steps"]
+    pipeline = compute["teacher"]["train_flops"] + compute["student"]["train_flops"]
+    assert equal["pipeline_train_flops"] == pipeline
+    assert equal["baseline_flops_per_step"] == pytest.approx(
+        compute["baseline"]["train_flops"] / compute["baseline"]["steps"]
     )
-    assert equal["budget_seconds"] == pytest.approx(pipeline, rel=0.10)
+    assert equal["budget_flops"] == pytest.approx(pipeline, rel=0.10)
+    per_step = compute["baseline_equal_compute"]["train_flops"] / compute["baseline_equal_compute"]["steps"]
+    assert per_step == pytest.approx(equal["baseline_flops_per_step"])
     assert compute["baseline_equal_compute"]["steps"] == equal["steps"] > compute["baseline"]["steps"]
     for arm in ARMS:
         assert compute[arm]["images_seen"] == compute[arm]["steps"] * config.batch_size
@@ -81,3 +93,40 @@ def test_demo_draws_other_data_when_asked() -> None:
         DemoConfig(per_class=60)
     with pytest.raises(VipriorsError, match="must be below"):
         DemoConfig(per_class=10, val_per_class=10)
+
+
+def recorded_run(steps: int, flops_per_step: int, seconds: float) -> FitResult:
+    """A run's result as ``fit`` records it: ``steps`` steps of ``flops_per_step`` FLOPs in ``seconds``."""
+    return FitResult(
+        phase="student",
+        final=Path("final"),
+        steps=steps,
+        steps_per_epoch=5,
+        epochs=steps / 5,
+        images_seen=steps * 64,
+        effective_batch_size=64,
+        processes=1,
+        gradient_accumulation_steps=1,
+        mixed_precision="no",
+        torch_compile=False,
+        channels_last=False,
+        train_seconds=seconds,
+        train_flops=steps * flops_per_step,
+    )
+
+
+def test_equal_compute_budget_counts_flops_so_a_busier_machine_gives_the_same_steps() -> None:
+    teacher, student = recorded_run(250, 3_000_000, 100.0), recorded_run(900, 2_000_000, 50.0)
+    baseline = recorded_run(900, 1_000_000, 40.0)
+    budget = equal_compute_budget(teacher, student, baseline)
+    assert budget["steps"] == (250 * 3 + 900 * 2) == 2550
+    assert budget["epochs"] == 2550 / 5 and budget["budget_flops"] == budget["pipeline_train_flops"]
+    assert budget["pipeline_train_seconds"] == 150.0 and budget["baseline_seconds_per_step"] == 40.0 / 900
+    # the same runs beside a CPU-heavy process: every wall time longer, by different factors
+    busy = [
+        dataclasses.replace(run, train_seconds=run.train_seconds * factor)
+        for run, factor in ((teacher, 2.7), (student, 1.3), (baseline, 3.1))
+    ]
+    assert equal_compute_budget(*busy)["steps"] == budget["steps"]
+    with pytest.raises(VipriorsError, match="did not count their FLOPs"):
+        equal_compute_budget(teacher, dataclasses.replace(student, train_flops=None), baseline)

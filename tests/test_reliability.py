@@ -13,6 +13,7 @@ from conftest import FASHION_ARGS as SHIPPED_FASHION_ARGS
 
 from vipriors_hub.cli import main
 from vipriors_hub.errors import EXIT_PREEMPTED
+from vipriors_hub.train.result import read_fit_result
 
 FASHION_ARGS = [*SHIPPED_FASHION_ARGS, "--per-class", "20"]
 COMMON = ["--architecture", "vipriors_resnet_tiny", "--resolution", "32", "--batch-size", "32", "--num-workers", "0"]
@@ -67,6 +68,15 @@ def final_weights(run_dir: Path) -> bytes:
     return (run_dir / "final" / "model.safetensors").read_bytes()
 
 
+def same_work(resumed: Path, straight: Path) -> bool:
+    """Whether the resumed run's result counts the work of the uninterrupted one: steps, images,
+    FLOPs and the validation curve as the run finally went."""
+    ours, theirs = read_fit_result(resumed), read_fit_result(straight)
+    fields = ("steps", "images_seen", "train_flops", "flops_per_micro_step", "validation")
+    same_curve = ours.curves.get("val_top1") == theirs.curves.get("val_top1")
+    return same_curve and all(getattr(ours, name) == getattr(theirs, name) for name in fields)
+
+
 @pytest.mark.parametrize("phase", ["teacher", "student"])
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(
     phase: str, straight_runs: dict[str, Path], teacher_run: Path, tmp_path: Path
@@ -94,6 +104,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(
     assert "step-00000009 at step 9" in resumed.stdout
 
     assert final_weights(interrupted) == final_weights(straight_runs[phase])
+    assert same_work(interrupted, straight_runs[phase])
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -119,6 +130,7 @@ def test_sigterm_checkpoints_and_resume_is_bit_identical(
     resumed = run([*args, "--resume"])
     assert f"at step {stopped}." in resumed.stdout
     assert final_weights(output) == final_weights(straight_runs[phase])
+    assert same_work(output, straight_runs[phase])
 
 
 def test_a_kill_during_a_save_leaves_the_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

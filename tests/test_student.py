@@ -14,6 +14,7 @@ from vipriors_hub.data import DataConfig, load_data, ten_crop_transform
 from vipriors_hub.errors import VipriorsError
 from vipriors_hub.evaluate import evaluate_students, predict_probabilities, read_submission, write_submission
 from vipriors_hub.hub import pretrained_cfg_for, write_model_folder
+from vipriors_hub.train.result import read_fit_result
 
 
 def test_student_smoke_run_distils_after_the_first_epochs(student_run: Path, teacher_run: Path) -> None:
@@ -27,6 +28,21 @@ def test_student_smoke_run_distils_after_the_first_epochs(student_run: Path, tea
     assert (student_run / "best" / "model.safetensors").is_file()
     model = timm.create_model(f"local-dir:{student_run / 'final'}", pretrained=True).eval()
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_fit_result_counts_the_teachers_forward_once_distillation_starts(student_run: Path, teacher_run: Path) -> None:
+    result, teacher = read_fit_result(student_run), read_fit_result(teacher_run)
+    assert result.final == student_run / "final" and result.epochs == 3.0 and teacher.phase == "teacher"
+    supervised, distill = result.flops_per_micro_step["supervised"], result.flops_per_micro_step["distill"]
+    # the frozen teacher's forward pass (a third of the student's forward + backward) comes on top
+    assert 1.2 * supervised < distill < 1.6 * supervised
+    epoch = result.steps_per_epoch
+    assert result.train_flops == epoch * supervised + 2 * epoch * distill  # no_distill_epochs=1 of 3
+    assert teacher.train_flops == teacher.steps * teacher.flops_per_micro_step["teacher"]
+    assert result.images_seen == result.steps * 64 and result.processes == 1
+    assert [epoch for epoch, _ in result.curves["val_top1"]] == [1.0, 2.0, 3.0]
+    assert result.validation["top1"] == result.curves["val_top1"][-1][1]
+    assert json.loads((student_run / "result.json").read_text())["train_flops"] == result.train_flops
 
 
 def test_student_evaluate_and_submission(student_run: Path, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from accelerate import Accelerator
 from conftest import FASHION_ARGS
 
 from vipriors_hub.cli import build_parser, main, resolve_config
@@ -54,17 +53,18 @@ def test_unknown_policy_and_optimizer_are_refused_in_one_line(flags: str, messag
 
 
 def test_default_accumulation_reaches_an_effective_batch_of_256() -> None:
-    accelerator = Accelerator(cpu=True)
-    assert gradient_accumulation(StudentConfig(batch_size=64), accelerator, batches_per_epoch=100) == 4
-    assert accelerator.gradient_accumulation_steps == 4 == TARGET_EFFECTIVE_BATCH // 64
-    assert gradient_accumulation(TeacherConfig(batch_size=256), accelerator, batches_per_epoch=100) == 1
+    processes = 1
+    assert gradient_accumulation(StudentConfig(batch_size=64), processes, batches_per_epoch=100) == 4
+    assert 4 == TARGET_EFFECTIVE_BATCH // 64
+    assert gradient_accumulation(StudentConfig(batch_size=64), 2, batches_per_epoch=100) == 2
+    assert gradient_accumulation(TeacherConfig(batch_size=256), processes, batches_per_epoch=100) == 1
     # never more micro-batches than an epoch has, never fewer than one
-    assert gradient_accumulation(StudentConfig(batch_size=64), accelerator, batches_per_epoch=3) == 3
+    assert gradient_accumulation(StudentConfig(batch_size=64), processes, batches_per_epoch=3) == 3
     # a divisor of the epoch's batches, so that no optimizer step spans two epochs
-    assert gradient_accumulation(StudentConfig(batch_size=64), accelerator, batches_per_epoch=6) == 3
-    assert gradient_accumulation(StudentConfig(batch_size=64), accelerator, batches_per_epoch=7) == 1
-    assert gradient_accumulation(StudentConfig(batch_size=512), accelerator, batches_per_epoch=3) == 1
-    assert gradient_accumulation(StudentConfig(batch_size=64, gradient_accumulation_steps=2), accelerator, 100) == 2
+    assert gradient_accumulation(StudentConfig(batch_size=64), processes, batches_per_epoch=6) == 3
+    assert gradient_accumulation(StudentConfig(batch_size=64), processes, batches_per_epoch=7) == 1
+    assert gradient_accumulation(StudentConfig(batch_size=512), processes, batches_per_epoch=3) == 1
+    assert gradient_accumulation(StudentConfig(batch_size=64, gradient_accumulation_steps=2), processes, 100) == 2
 
 
 def test_config_files_of_earlier_versions_still_read(tmp_path: Path) -> None:

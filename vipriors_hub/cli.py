@@ -120,8 +120,8 @@ def _run_data_info(args: argparse.Namespace) -> int:
 def _run_train_teacher(args: argparse.Namespace) -> int:
     from .train.teacher import TeacherConfig, train_teacher
 
-    final = train_teacher(resolve_config(args, TeacherConfig, "train"), data_config_from_args(args))
-    print(f"Teacher written to {final}")
+    result = train_teacher(resolve_config(args, TeacherConfig, "train"), data_config_from_args(args))
+    print(f"Teacher written to {result.final}")
     return 0
 
 
@@ -140,8 +140,8 @@ def _run_eval_teacher(args: argparse.Namespace) -> int:
 def _run_train_student(args: argparse.Namespace) -> int:
     from .train.student import StudentConfig, train_student
 
-    final = train_student(resolve_config(args, StudentConfig, "train"), data_config_from_args(args))
-    print(f"Student written to {final}")
+    result = train_student(resolve_config(args, StudentConfig, "train"), data_config_from_args(args))
+    print(f"Student written to {result.final}")
     return 0
 
 
@@ -217,7 +217,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     verdict = "beats" if gap > 0 else "does NOT beat"
     print(
         f"The distilled student {verdict} the supervised baseline given the same training compute "
-        f"({equal['pipeline_train_seconds']:.0f} s): {gap:+.2f} points in this one run."
+        f"({equal['pipeline_train_flops'] / 1e12:.2f} TFLOP, counted; {equal['pipeline_train_seconds']:.0f} s here): "
+        f"{gap:+.2f} points in this one run."
     )
     print(f"Results: {config.output}/results.json, {config.output}/results.png; Hub-ready: {config.output}/hub/")
     return 0

@@ -8,9 +8,11 @@ same architecture, input size and batch by four arms:
 * teacher: MoCo v2 with the margin loss on the training images, without labels, scored by kNN and a
   linear probe on its frozen features;
 * student: started from the teacher and trained with cross-entropy + OFD distillation;
-* baseline, equal compute: supervised from scratch for as many steps as the teacher's and the
-  student's training took together, measured: its steps are the pipeline's training seconds over
-  the paper-protocol baseline's seconds per step, both measured in this run.
+* baseline, equal compute: supervised from scratch for as much training compute as the teacher's
+  and the student's training took together, counted in FLOPs (forward and backward of every network
+  each step runs, ``torch.utils.flop_counter``): its steps are the pipeline's training FLOPs over the
+  paper-protocol baseline's FLOPs per step. Counted, not timed, so that the same seed gives the
+  same budget and the same table on every machine; the wall seconds are reported beside them.
 
 Every arm trains on the training part and is scored on the 10k test set; the held-out part
 (``val_per_class`` images per class) gives the validation curves, and the defaults were chosen on
@@ -20,19 +22,18 @@ such a held-out part by ``benchmarks/tune_demo.py``, never on the test set.
 import importlib.resources
 import json
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import check_settings
 from .data import CIFAR10_POLICY, DataConfig
-from .demo_figure import plot_results, read_metrics
+from .demo_figure import plot_results
 from .errors import VipriorsError
 from .evaluate import TeacherEvalConfig, evaluate_students, evaluate_teacher
 from .hub import export_run
 from .outputs import check_model_destination, write_text_atomically
 from .train.distill import TEACHER_BN_MODES
+from .train.result import FitResult
 from .train.student import StudentConfig, train_student
 from .train.teacher import TeacherConfig, train_teacher
 
@@ -43,7 +44,7 @@ __all__ = [
     "baseline_run_config",
     "check_demo_destination",
     "demo_data_config",
-    "last_validation",
+    "equal_compute_budget",
     "run_arms",
     "run_demo",
     "student_run_config",
@@ -190,28 +191,52 @@ def baseline_run_config(
     )
 
 
-def _timed(train: Callable[[], Path], run: Path) -> tuple[Path, dict[str, float]]:
-    """Run ``train`` and measure it: wall seconds, optimizer steps and images drawn."""
-    start = time.perf_counter()
-    final = train()
-    seconds = time.perf_counter() - start
-    record = read_metrics(run)[0]
-    steps = record["steps_total"]
-    return final, {"train_seconds": seconds, "steps": steps, "images_seen": steps * record["effective_batch_size"]}
+def _compute(result: FitResult) -> dict[str, float | int | None]:
+    """What an arm's training cost: FLOPs, optimizer steps, images drawn and (as information) wall seconds."""
+    return {
+        "train_flops": result.train_flops,
+        "steps": result.steps,
+        "images_seen": result.images_seen,
+        "train_seconds": result.train_seconds,
+    }
 
 
-def last_validation(run: Path) -> float:
-    """Held-out top-1 (percent) of a supervised run's last validated epoch, from its ``metrics.jsonl``."""
-    return [r for r in read_metrics(run) if "val_top1" in r][-1]["val_top1"]
+def equal_compute_budget(teacher: FitResult, student: FitResult, baseline: FitResult) -> dict[str, float | int]:
+    """The equal-compute baseline's budget: as many of the paper-protocol ``baseline``'s steps as the
+    ``teacher``'s and the ``student``'s training FLOPs together pay for (at least one), and its epochs;
+    the wall seconds of the same runs beside it, as information.
+
+    Raises:
+        VipriorsError: a run whose FLOPs were not counted (resumed from an older version's checkpoint).
+    """
+    runs = {"teacher": teacher, "student": student, "baseline": baseline}
+    uncounted = [name for name, run in runs.items() if run.train_flops is None]
+    if uncounted:
+        raise VipriorsError(
+            f"The {', '.join(uncounted)} run(s) did not count their FLOPs (resumed from an older version's "
+            "checkpoint): run the demo again with --overwrite."
+        )
+    pipeline = teacher.train_flops + student.train_flops
+    per_step = baseline.train_flops / baseline.steps
+    steps = max(1, round(pipeline / per_step))
+    return {
+        "pipeline_train_flops": pipeline,
+        "baseline_flops_per_step": per_step,
+        "steps": steps,
+        "epochs": steps / baseline.steps_per_epoch,
+        "budget_flops": steps * per_step,
+        "pipeline_train_seconds": teacher.train_seconds + student.train_seconds,
+        "baseline_seconds_per_step": baseline.train_seconds / baseline.steps,
+    }
 
 
 def run_arms(config: DemoConfig, data: DataConfig, arms: tuple[str, ...] = ARMS) -> dict:
     """Train and score the requested arms under ``config.output``.
 
     Returns the test top-1 of each arm (percent, keys of :data:`RESULT_KEYS`), the last validation
-    top-1 of each supervised arm (``*_val_top1``), ``compute`` (per arm: training wall seconds,
-    optimizer steps, images drawn) and, with the equal-compute arm, ``equal_compute`` (how its budget
-    was set from the measured costs).
+    top-1 of each supervised arm (``*_val_top1``), ``compute`` (per arm: training FLOPs, optimizer
+    steps, images drawn, wall seconds) and, with the equal-compute arm, ``equal_compute`` (how its
+    budget was set from the counted costs, :func:`equal_compute_budget`).
 
     Raises:
         VipriorsError: the equal-compute arm asked for without the three arms it is measured against.
@@ -220,26 +245,24 @@ def run_arms(config: DemoConfig, data: DataConfig, arms: tuple[str, ...] = ARMS)
     evaluations = output / "evaluations"
     evaluations.mkdir(parents=True, exist_ok=True)
     results: dict = {"compute": {}}
-    compute = results["compute"]
+    runs: dict[str, FitResult] = {}
 
-    def score_classifier(arm: str, final: Path) -> None:
+    def score_classifier(arm: str, run: FitResult) -> None:
+        runs[arm] = run
+        results["compute"][arm] = _compute(run)
         scores = evaluate_students(
-            [str(final)], data, "test", evaluations / f"{arm}.json", num_workers=config.num_workers
+            [str(run.final)], data, "test", evaluations / f"{arm}.json", num_workers=config.num_workers
         )
         results[f"{arm}_top1"] = scores["top1"]
-        results[f"{arm}_val_top1"] = last_validation(output / arm)
+        results[f"{arm}_val_top1"] = run.validation["top1"]
 
     if "baseline" in arms:
-        final, compute["baseline"] = _timed(
-            lambda: train_student(baseline_run_config(config, output / "baseline"), data), output / "baseline"
-        )
-        score_classifier("baseline", final)
+        score_classifier("baseline", train_student(baseline_run_config(config, output / "baseline"), data))
     if "teacher" in arms:
-        teacher, compute["teacher"] = _timed(
-            lambda: train_teacher(teacher_run_config(config, output / "teacher"), data), output / "teacher"
-        )
+        runs["teacher"] = train_teacher(teacher_run_config(config, output / "teacher"), data)
+        results["compute"]["teacher"] = _compute(runs["teacher"])
         probe = TeacherEvalConfig(
-            checkpoint=str(teacher),
+            checkpoint=str(runs["teacher"].final),
             output=str(evaluations / "teacher.json"),
             split="test",
             num_workers=config.num_workers,
@@ -248,31 +271,17 @@ def run_arms(config: DemoConfig, data: DataConfig, arms: tuple[str, ...] = ARMS)
         results["teacher_knn_top1"], results["teacher_linear_top1"] = scores["knn"]["top1"], scores["linear"]["top1"]
     if "student" in arms:
         student_config = student_run_config(config, output / "student", output / "teacher" / "final")
-        final, compute["student"] = _timed(lambda: train_student(student_config, data), output / "student")
-        score_classifier("student", final)
+        score_classifier("student", train_student(student_config, data))
     if "baseline_equal_compute" in arms:
-        if not {"baseline", "teacher", "student"} <= set(compute):
+        if not {"baseline", "teacher", "student"} <= set(runs):
             raise VipriorsError(
                 "The equal-compute baseline is measured against the baseline, teacher and student arms."
             )
-        pipeline = compute["teacher"]["train_seconds"] + compute["student"]["train_seconds"]
-        per_step = compute["baseline"]["train_seconds"] / compute["baseline"]["steps"]
-        steps = max(1, round(pipeline / per_step))
-        steps_per_epoch = compute["baseline"]["steps"] / config.student_epochs
-        results["equal_compute"] = {
-            "pipeline_train_seconds": pipeline,
-            "baseline_seconds_per_step": per_step,
-            "steps": steps,
-            "epochs": steps / steps_per_epoch,
-            "budget_seconds": steps * per_step,
-        }
-        arm_config = baseline_run_config(
-            config, output / "baseline_equal_compute", math.ceil(steps / steps_per_epoch), max_steps=steps
-        )
-        final, compute["baseline_equal_compute"] = _timed(
-            lambda: train_student(arm_config, data), output / "baseline_equal_compute"
-        )
-        score_classifier("baseline_equal_compute", final)
+        budget = equal_compute_budget(runs["teacher"], runs["student"], runs["baseline"])
+        results["equal_compute"] = budget
+        epochs = math.ceil(budget["steps"] / runs["baseline"].steps_per_epoch)
+        arm_config = baseline_run_config(config, output / "baseline_equal_compute", epochs, max_steps=budget["steps"])
+        score_classifier("baseline_equal_compute", train_student(arm_config, data))
     return results
 
 

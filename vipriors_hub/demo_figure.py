@@ -1,18 +1,16 @@
 """The demo's figure: validation curves, the teacher's loss and the test accuracies of the arms."""
 
-import json
 from pathlib import Path
 
-__all__ = ["plot_results", "read_metrics"]
+from .train.result import read_fit_result
 
-
-def read_metrics(run: Path) -> list[dict]:
-    """The records of a run's ``metrics.jsonl``, in order."""
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+__all__ = ["plot_results"]
 
 
 def plot_results(output: Path, results: dict) -> Path:
-    """Validation curves of the supervised arms, the teacher's loss and the test accuracies, in one PNG."""
+    """Validation curves of the supervised arms and the teacher's loss (from each arm's
+    ``result.json``) and the test accuracies of ``results``, in one PNG ``output/results.png``."""
+    runs = {arm: read_fit_result(output / arm) for arm in ("baseline", "baseline_equal_compute", "student", "teacher")}
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,12 +18,11 @@ def plot_results(output: Path, results: dict) -> Path:
 
     figure, (curves, losses, bars) = plt.subplots(1, 3, figsize=(16, 4.2))
     for arm in ("baseline", "baseline_equal_compute", "student"):
-        records = [r for r in read_metrics(output / arm) if "val_top1" in r]
-        curves.plot([r["epoch"] for r in records], [r["val_top1"] for r in records], label=arm.replace("_", " "))
+        epochs, top1 = zip(*runs[arm].curves["val_top1"], strict=True)
+        curves.plot(epochs, top1, label=arm.replace("_", " "))
     curves.set(title="held-out validation top-1 (%)", xlabel="epoch")
     curves.legend()
-    records = [r for r in read_metrics(output / "teacher") if "loss" in r]
-    losses.plot([r["epoch"] for r in records], [r["loss"] for r in records], color="tab:green")
+    losses.plot(*zip(*runs["teacher"].curves["loss"], strict=True), color="tab:green")
     losses.set(title="teacher: margin contrastive loss", xlabel="epoch")
     names = {
         "baseline_top1": "baseline\n(student's\nepochs)",

@@ -44,7 +44,7 @@ LOCK_FILE = ".run.lock"
 """The file in a run folder whose ``flock`` the running trainer holds (one writer per run folder)."""
 # What a trainer writes into its output folder (hidden names: the swaps of model folders, the lock).
 RUN_ENTRIES = frozenset(
-    {"config.yaml", "metrics.jsonl", "checkpoints", "final", "best", "logs", "history.jsonl", LOCK_FILE}
+    {"config.yaml", "metrics.jsonl", "checkpoints", "final", "best", "logs", "history.jsonl", "result.json", LOCK_FILE}
     | {f".{name}.{suffix}" for name in ("final", "best") for suffix in ("partial", "previous")}
     | {".config.yaml.tmp"}
 )

@@ -7,7 +7,7 @@
 * ``convert.py``: the original research code's ``.pth.tar`` checkpoints -> model folders.
 """
 
-from .cards import model_description, read_metrics, render_model_card
+from .cards import model_description, render_model_card
 from .convert import convert_checkpoint
 from .folders import (
     family_architecture,
@@ -28,7 +28,6 @@ __all__ = [
     "model_description",
     "pretrained_cfg_for",
     "push_to_hub",
-    "read_metrics",
     "read_model_config",
     "render_model_card",
     "write_model_folder",

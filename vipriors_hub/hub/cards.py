@@ -1,8 +1,6 @@
 """Model cards: every number and claim in a card is read from the run's files."""
 
-import contextlib
 import importlib.resources
-import json
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,7 +12,7 @@ from ..data.split_lists import SPLIT_LIST_COMMIT, SPLIT_LIST_SHA256
 from ..models import PAPER_ID, TIMM_EQUIVALENTS
 from ..version import __version__
 
-__all__ = ["CITATION", "model_description", "read_metrics", "render_model_card"]
+__all__ = ["CITATION", "model_description", "render_model_card"]
 
 CITATION = """@inproceedings{zhao2020distilling,
   title     = {Distilling Visual Priors from Self-Supervised Learning},
@@ -57,10 +55,9 @@ def _result_rows(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
 _LOCAL_PATH_SETTINGS = {"output", "teacher", "data_dir", "split_lists", "cache_dir"}
 
 
-def _student_method(train: Mapping[str, Any], metrics: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """What a student run did, read from its configuration and ``metrics.jsonl``: how it started,
+def _student_method(train: Mapping[str, Any], epochs: float) -> dict[str, Any]:
+    """What a student run did, from its configuration and the ``epochs`` it trained: how it started,
     how many epochs it trained and for how many of them the teacher was distilled."""
-    epochs = max((float(record["epoch"]) for record in metrics if "epoch" in record), default=0.0)
     has_teacher = bool(train.get("teacher"))
     from_teacher = train.get("init") == "teacher" and has_teacher
     distill_epochs = max(0.0, epochs - float(train.get("no_distill_epochs") or 0))
@@ -97,10 +94,11 @@ def render_model_card(
     repo_id: str,
     base_model: str | None = None,
     num_classes: int = 0,
-    metrics: list[Mapping[str, Any]] = (),
+    epochs: float = 0.0,
 ) -> str:
     """The model card (``README.md``) of a teacher or student folder, from the run's configuration,
-    its ``metrics`` (a student's card says whether and how long it was distilled) and evaluation files;
+    the ``epochs`` it trained (a student's card says whether and how long it was distilled) and
+    evaluation files;
     every number in it comes from these files, and no local path is written into it."""
     data, train = run_config.get("data", {}), run_config.get("train", {})
     data_description, dataset, dataset_name = _data_description(data)
@@ -127,7 +125,7 @@ def render_model_card(
     if dataset == "vipriors":
         provenance["split lists"] = f"VIPriors toolkit @ {SPLIT_LIST_COMMIT[:8]}"
         provenance.update({f"{split}.pickle sha256": digest for split, digest in SPLIT_LIST_SHA256.items()})
-    method = _student_method(train, list(metrics)) if phase == "student" else {}
+    method = _student_method(train, epochs) if phase == "student" else {}
     if phase == "student" and not (method["from_teacher"] or method["distilled"]):
         base_model = None
     tags = ["timm", "vipriors", f"arxiv:{PAPER_ID.split(':')[1]}"]
@@ -173,15 +171,3 @@ def model_description(phase: str, num_classes: int, data: Mapping[str, Any]) -> 
     if phase == "teacher":
         return f"Self-supervised backbone (MoCo v2 + margin loss, no classifier) trained on {words}."
     return f"{num_classes}-class classifier trained on {words}."
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The records of a run's ``metrics.jsonl`` (none when it is missing)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        with contextlib.suppress(ValueError):
-            records.append(json.loads(line))  # a line torn by a kill is skipped
-    return records

@@ -17,8 +17,9 @@ from torch import nn
 from ..errors import VipriorsError
 from ..models import hub_repo_id
 from ..outputs import check_model_destination
+from ..train.result import read_fit_result
 from ..version import __version__
-from .cards import model_description, read_metrics, render_model_card
+from .cards import model_description, render_model_card
 from .folders import (
     family_architecture,
     file_sha256,
@@ -38,21 +39,20 @@ def write_run_model(
     architecture: str,
     resolution: int,
     run_config: Mapping[str, Any],
-    run_dir: Path,
+    epochs: float,
     results: list[Mapping[str, Any]] = (),
     class_names: list[str] | None = None,
 ) -> Path:
     """Write the Hub-ready folder of a model a trainer just trained (its ``final/`` or ``best/``):
     weights, plain-timm config for ``resolution`` px and the card, from the run's recorded
-    configuration ``run_config`` (``{"data": ..., "train": ...}``), its ``metrics.jsonl`` and ``results``."""
+    configuration ``run_config`` (``{"data": ..., "train": ...}``), the ``epochs`` it trained and ``results``."""
     num_classes = len(class_names or [])
     description = model_description(phase, num_classes, run_config["data"])
     cfg = pretrained_cfg_for(architecture, phase, resolution, num_classes=num_classes, description=description)
     if class_names:
         cfg["label_names"] = list(class_names)
     repo_id = hub_repo_id(architecture, phase)
-    metrics = read_metrics(run_dir) if phase == "student" else []
-    card = render_model_card(phase, architecture, run_config, list(results), repo_id, None, num_classes, metrics)
+    card = render_model_card(phase, architecture, run_config, list(results), repo_id, None, num_classes, epochs)
     return write_model_folder(model, folder, architecture, cfg, {"README.md": card}, repo_id=repo_id)
 
 
@@ -122,7 +122,7 @@ def export_run(
         repo_id,
         base_model if phase == "student" else None,
         int(config.get("num_classes", 0)),
-        read_metrics(run_dir),
+        read_fit_result(run_dir).epochs,
     )
     cfg = dict(config["pretrained_cfg"])
     if config.get("label_names"):

@@ -8,6 +8,7 @@ preemption signal, finish. Every run writes (this is the one description of the 
 
     OUTPUT/config.yaml      the resolved configuration (``--config`` takes it back)
     OUTPUT/metrics.jsonl    one JSON object per logged step, evaluation and event
+    OUTPUT/result.json      what the finished run did (``FitResult``; what ``fit`` returns)
     OUTPUT/history.jsonl    the settings each ``--resume`` changed
     OUTPUT/checkpoints/     ``step-XXXXXXXX`` folders written by ``accelerator.save_state``
     OUTPUT/final/           a Hub-ready folder (model.safetensors + timm config.json + card)
@@ -35,10 +36,11 @@ from ..outputs import write_failure
 from .checkpoints import CheckpointManager, is_write_error
 from .consensus import raise_on_any
 from .guard import NonFiniteGuard
-from .metrics import MetricsWriter
-from .phase import StepOutput, TrainingPhase
+from .metrics import MetricsWriter, read_curves
+from .phase import StepOutput, StepPosition, TrainingPhase
 from .preemption import StopSignals
 from .prepare import prepare_phase
+from .result import FitResult, StepFlops
 from .run import gradient_accumulation, learning_rate, plan_steps, start_record, start_run, tracker_config
 from .run_folder import hold_run_folder, open_run
 from .settings import TrainSettings
@@ -52,12 +54,12 @@ def train_micro_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     batch: Any,
-    micro_step: int,
+    position: StepPosition,
 ) -> StepOutput:
     """One micro-batch of training: forward, backward and, when ``accelerator`` ends an accumulation
     cycle, the optimizer step and the phase's post-step hook. The benchmarks time this function."""
     with accelerator.accumulate(model):
-        output = phase.training_step(batch, micro_step)
+        output = phase.training_step(batch, position)
         accelerator.backward(output.loss)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -71,8 +73,9 @@ def fit(
     settings: TrainSettings,
     data_config: DataConfig,
     build_phase: Callable[[Accelerator, DataSplits], TrainingPhase],
-) -> Path:
-    """Train the phase that ``build_phase`` makes for the accelerator and data; return ``OUTPUT/final``.
+) -> FitResult:
+    """Train the phase that ``build_phase`` makes for the accelerator and data; return what the run
+    did (also written to ``OUTPUT/result.json``; its ``final`` is ``OUTPUT/final``).
 
     The main process holds the run folder's lock throughout. SIGTERM / SIGUSR1 stop every process
     after the same optimizer step, with a checkpoint of that step.
@@ -106,7 +109,8 @@ def fit(
     loader = ResumableLoader(
         stream, num_workers=settings.num_workers, drop_last=True, pin_memory=accelerator.device.type == "cuda"
     )
-    accumulation = gradient_accumulation(settings, accelerator, len(loader))
+    accumulation = gradient_accumulation(settings, accelerator.num_processes, len(loader))
+    accelerator.gradient_accumulation_steps = accumulation
     on_gpu = accelerator.device.type == "cuda"
     settings = dataclasses.replace(
         settings,
@@ -127,6 +131,8 @@ def fit(
         metrics = MetricsWriter(output / "metrics.jsonl", accelerator)
         guard = NonFiniteGuard(accelerator, model)
         step = micro_step = 0
+        seconds_before, validation = 0.0, {}
+        flops = StepFlops(accelerator.num_processes)
         if settings.resume:
             checkpoint = resume_from or checkpoints.latest()
             if checkpoint is None:
@@ -136,6 +142,8 @@ def fit(
             step = progress["step"]
             micro_step = progress.get("micro_step", step * accumulation)
             loader.load_state_dict(progress["loader"])
+            seconds_before, validation = progress.get("train_seconds", 0.0), progress.get("validation", {})
+            flops = StepFlops(accelerator.num_processes, progress.get("train_flops"))
             for abandoned in checkpoints.discard_after(step):
                 accelerator.print(f"Deleted {abandoned}: the run continues from the older {checkpoint.name}.")
             accelerator.print(f"Resumed from {checkpoint} at step {step}.")
@@ -145,11 +153,14 @@ def fit(
         scheduler.step_update(step)
         accelerator.init_trackers(phase.name, config=tracker_config(sections))
         stop = run_scope.enter_context(StopSignals(accelerator))
+        started = time.perf_counter()
 
         def save_checkpoint() -> Path:
             guard.check(checkpoints, step)
             tensors, progress = phase.state()
+            seconds = seconds_before + time.perf_counter() - started
             state = {**progress, "step": step, "micro_step": micro_step, "loader": loader.state_dict()}
+            state.update({"train_seconds": seconds, "validation": validation, **flops.state()})
             return checkpoints.save(step, tensors, state)
 
         with tqdm(
@@ -159,7 +170,9 @@ def fit(
             window_start, window_images = time.perf_counter(), 0
             while step < total_steps:
                 for batch in loader:
-                    output_step = train_micro_step(accelerator, phase, model, optimizer, batch, micro_step)
+                    position = StepPosition(micro_step, step // steps_per_epoch)
+                    with flops.micro_step(phase.step_kind(position)):
+                        output_step = train_micro_step(accelerator, phase, model, optimizer, batch, position)
                     micro_step += 1
                     window_images += settings.batch_size * accelerator.num_processes
                     if not accelerator.sync_gradients:
@@ -181,6 +194,7 @@ def fit(
                         guard.check(checkpoints, step)
                         scores = phase.end_of_epoch(step)
                         if scores:
+                            validation = {name.removeprefix("val_"): value for name, value in scores.items()}
                             metrics.write({"step": step, "epoch": step / steps_per_epoch, **scores})
                             accelerator.log(scores, step=step)
                     saved = save_checkpoint() if end_of_epoch or step % settings.checkpoint_every == 0 else None
@@ -195,10 +209,30 @@ def fit(
                         break
 
         final = output / "final"
-        write_model_folder_of(phase, final, accelerator)
+        write_model_folder_of(phase, final, accelerator, step / steps_per_epoch)
+        result = FitResult(
+            phase=phase.name,
+            final=final,
+            steps=step,
+            steps_per_epoch=steps_per_epoch,
+            epochs=step / steps_per_epoch,
+            images_seen=micro_step * settings.batch_size * accelerator.num_processes,
+            effective_batch_size=settings.batch_size * accelerator.num_processes * accumulation,
+            processes=accelerator.num_processes,
+            gradient_accumulation_steps=accumulation,
+            mixed_precision=accelerator.mixed_precision,
+            torch_compile=bool(settings.torch_compile),
+            channels_last=bool(settings.channels_last),
+            train_seconds=seconds_before + time.perf_counter() - started,
+            train_flops=flops.total,
+            flops_per_micro_step=flops.per_micro_step,
+            validation=validation,
+            curves=read_curves(output / "metrics.jsonl") if accelerator.is_main_process else {},
+        )
+        _write_result(result, output, accelerator)
         stop.close()
         accelerator.end_training()
-        return final
+        return result
 
 
 def _step_record(
@@ -217,9 +251,21 @@ def _step_record(
     }
 
 
-def write_model_folder_of(phase: TrainingPhase, folder: Path, accelerator: Accelerator) -> None:
-    """``phase.write_final(folder)`` on the main process; a write the disk refused stops every process
-    with one line (call it on every process).
+def _write_result(result: FitResult, output: Path, accelerator: Accelerator) -> None:
+    """``OUTPUT/result.json`` on the main process, agreed by every process."""
+    failure = None
+    if accelerator.is_main_process:
+        try:
+            result.write(output)
+        except OSError as error:
+            failure = write_failure("result.json", output, error, "Free space, then --resume writes it.")
+            failure.__cause__ = error
+    raise_on_any(accelerator, failure)
+
+
+def write_model_folder_of(phase: TrainingPhase, folder: Path, accelerator: Accelerator, epochs: float) -> None:
+    """``phase.write_final(folder, epochs)`` on the main process; a write the disk refused stops every
+    process with one line (call it on every process).
 
     Raises:
         VipriorsError: the disk refused a write (the partial folder is removed, an older ``folder``
@@ -228,7 +274,7 @@ def write_model_folder_of(phase: TrainingPhase, folder: Path, accelerator: Accel
     failure = None
     if accelerator.is_main_process:
         try:
-            phase.write_final(folder)
+            phase.write_final(folder, epochs)
         except Exception as error:
             if not is_write_error(error):
                 raise

@@ -13,7 +13,10 @@ from accelerate import Accelerator
 from ..outputs import write_failure
 from .consensus import raise_on_any
 
-__all__ = ["MetricsWriter"]
+__all__ = ["CURVE_KEYS", "MetricsWriter", "read_curves", "read_metrics"]
+
+CURVE_KEYS = ("loss", "val_top1", "val_top5")
+"""The logged values whose course over the epochs a run's result keeps."""
 
 
 class MetricsWriter:
@@ -43,3 +46,29 @@ class MetricsWriter:
                 hint = "Free space, then --resume continues from the last checkpoint."
                 failure = write_failure(self.path.name, self.path.parent, error, hint)
         raise_on_any(self.accelerator, failure)
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` in order (none when it is missing; a line torn by a kill is skipped)."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            records.append(json.loads(line))
+    return records
+
+
+def read_curves(path: Path) -> dict[str, list[tuple[float, float]]]:
+    """``(epoch, value)`` points of each of :data:`CURVE_KEYS` that ``metrics.jsonl`` logged, as the
+    run finally went: the points a ``--resume`` replayed (logged after its checkpoint) are the ones
+    logged again, not the abandoned ones."""
+    curves: dict[str, list[tuple[float, float, int]]] = {key: [] for key in CURVE_KEYS}
+    for record in read_metrics(path):
+        if record.get("event") == "resume":
+            for key, points in curves.items():
+                curves[key] = [point for point in points if point[2] <= record["step"]]
+        for key in CURVE_KEYS:
+            if key in record and "epoch" in record:
+                curves[key].append((float(record["epoch"]), float(record[key]), int(record["step"])))
+    return {key: [(epoch, value) for epoch, value, _ in points] for key, points in curves.items() if points}

@@ -9,7 +9,15 @@ import torch
 from accelerate import Accelerator
 from torch import Tensor, nn
 
-__all__ = ["RunContext", "StepOutput", "TrainingPhase"]
+__all__ = ["RunContext", "StepOutput", "StepPosition", "TrainingPhase"]
+
+
+class StepPosition(NamedTuple):
+    """Where a micro-step lies in its run, as the loop passes it: the micro-step's number from the
+    start of the run (0-based) and the epoch it belongs to."""
+
+    micro_step: int
+    epoch: int
 
 
 class StepOutput(NamedTuple):
@@ -53,9 +61,15 @@ class TrainingPhase:
         """``torch.compile`` the networks of the step in place (``--torchcompile``)."""
         self.model.compile()
 
-    def training_step(self, batch: Any, micro_step: int) -> StepOutput:
+    def training_step(self, batch: Any, position: StepPosition) -> StepOutput:
         """Forward one micro-batch (as the loader gives it, on the CPU) and return its loss."""
         raise NotImplementedError
+
+    def step_kind(self, position: StepPosition) -> str:
+        """The kind of micro-step at ``position``: micro-steps of one kind run the same networks on
+        the same shapes, so they cost the same FLOPs (e.g. a student before and after distillation
+        starts)."""
+        return self.name
 
     def after_micro_step(self) -> None:
         """Called after every micro-batch's backward (e.g. to enqueue keys)."""
@@ -74,6 +88,6 @@ class TrainingPhase:
     def load_state(self, tensors: Mapping[str, Tensor], progress: Mapping[str, Any]) -> None:
         """Restore what :meth:`state` returned."""
 
-    def write_final(self, folder: Path) -> None:
-        """Write the Hub-ready folder of the finished run (main process only)."""
+    def write_final(self, folder: Path, epochs: float) -> None:
+        """Write the Hub-ready folder of the model after ``epochs`` epochs (main process only)."""
         raise NotImplementedError

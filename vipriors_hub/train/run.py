@@ -86,17 +86,16 @@ def start_run(settings: TrainSettings, seed: int) -> tuple[Accelerator, TrainSet
     return accelerator, dataclasses.replace(settings, output=str(output)), checkpoint
 
 
-def gradient_accumulation(settings: TrainSettings, accelerator: Accelerator, batches_per_epoch: int) -> int:
+def gradient_accumulation(settings: TrainSettings, num_processes: int, batches_per_epoch: int) -> int:
     """``--grad-accum-steps``, or the largest number of micro-batches up to the one that makes the
     effective batch :data:`TARGET_EFFECTIVE_BATCH` that divides an epoch's batches (so that no
-    accumulation cycle spans two epochs; at least one); set on ``accelerator``."""
+    accumulation cycle spans two epochs; at least one)."""
     accumulation = settings.gradient_accumulation_steps
     if accumulation is None:
-        target = max(1, TARGET_EFFECTIVE_BATCH // (settings.batch_size * accelerator.num_processes))
+        target = max(1, TARGET_EFFECTIVE_BATCH // (settings.batch_size * num_processes))
         accumulation = max(
             n for n in range(1, min(target, max(1, batches_per_epoch)) + 1) if batches_per_epoch % n == 0
         )
-    accelerator.gradient_accumulation_steps = accumulation
     return accumulation
 
 

@@ -25,7 +25,8 @@ from ..hub import family_architecture, load_model_folder, write_run_model
 from ..losses import partial_l2
 from .distill import TEACHER_BN_MODES, FrozenTeacher, StudentWithConnectors, student_from_teacher
 from .loop import fit, write_model_folder_of
-from .phase import RunContext, StepOutput, TrainingPhase
+from .phase import RunContext, StepOutput, StepPosition, TrainingPhase
+from .result import FitResult
 from .run_folder import document
 from .settings import TrainSettings, check_architecture, phase_default
 
@@ -108,12 +109,18 @@ class StudentPhase(TrainingPhase):
         if self.teacher is not None:
             self.teacher.compile()
 
-    def training_step(self, batch: Any, micro_step: int) -> StepOutput:
+    def step_kind(self, position: StepPosition) -> str:
+        """``distill`` once the teacher runs in the step, ``supervised`` before."""
+        return "distill" if self._distilling(position.epoch) else "supervised"
+
+    def _distilling(self, epoch: int) -> bool:
+        return self.teacher is not None and epoch >= self.config.no_distill_epochs
+
+    def training_step(self, batch: Any, position: StepPosition) -> StepOutput:
         images, labels = (tensor.to(self.accelerator.device, non_blocking=True) for tensor in batch)
         images = targets = images.contiguous(memory_format=self.context.memory_format)
         images, targets = self.mixup(images, labels) if self.mixup is not None else (images, labels)
-        epoch = micro_step // self.accelerator.gradient_accumulation_steps // self.context.steps_per_epoch
-        distilling = self.teacher is not None and epoch >= self.config.no_distill_epochs
+        distilling = self._distilling(position.epoch)
         with self.accelerator.autocast():
             teacher_features = self.teacher(images) if distilling else None
             logits, distance = self.model(images, teacher_features)
@@ -131,7 +138,8 @@ class StudentPhase(TrainingPhase):
         self.scores = validation_scores(student, self.data.splits["val"], *loading)
         if self.scores["top1"] > self.best_top1:
             self.best_top1 = self.scores["top1"]
-            write_model_folder_of(self, self.context.output / "best", self.accelerator)
+            epochs = step / self.context.steps_per_epoch
+            write_model_folder_of(self, self.context.output / "best", self.accelerator, epochs)
         return {f"val_{name}": value for name, value in self.scores.items()}
 
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -140,16 +148,17 @@ class StudentPhase(TrainingPhase):
     def load_state(self, tensors: Mapping[str, Tensor], progress: Mapping[str, Any]) -> None:
         self.best_top1, self.scores = progress["best_top1"], progress.get("scores", {})
 
-    def write_final(self, folder: Path) -> None:
+    def write_final(self, folder: Path, epochs: float) -> None:
         """The classifier (without connectors), with a card that reports the last validation scores."""
         student = self.accelerator.unwrap_model(self.model).student
         results = [{"split": "val", **self.scores}] if self.scores else []
-        run = (document(self.context.sections), self.context.output, results, self.data.class_names)
+        run = (document(self.context.sections), epochs, results, self.data.class_names)
         write_run_model(student, folder, "student", self.architecture, self.config.resolution, *run)
 
 
-def train_student(config: StudentConfig, data_config: DataConfig) -> Path:
-    """Train the student; return ``OUTPUT/final`` (the classifier of the last epoch, Hub-ready).
+def train_student(config: StudentConfig, data_config: DataConfig) -> FitResult:
+    """Train the student; return what the run did (its ``final``: ``OUTPUT/final``, the classifier of
+    the last epoch, Hub-ready).
 
     ``OUTPUT/best`` holds the classifier with the best validation top-1.
 

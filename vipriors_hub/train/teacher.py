@@ -22,7 +22,8 @@ from ..hub import write_run_model
 from ..losses import MarginContrastiveLoss
 from .loop import fit
 from .moco import KeyQueue, build_key_encoder, build_query_encoder, momentum_update, shuffled_key_forward
-from .phase import RunContext, StepOutput, TrainingPhase
+from .phase import RunContext, StepOutput, StepPosition, TrainingPhase
+from .result import FitResult
 from .run import step_generator
 from .run_folder import document
 from .settings import TrainSettings, check_architecture, phase_default
@@ -82,13 +83,13 @@ class TeacherPhase(TrainingPhase):
         super().compile()
         self.key_encoder.compile()
 
-    def training_step(self, batch: Any, micro_step: int) -> StepOutput:
+    def training_step(self, batch: Any, position: StepPosition) -> StepOutput:
         """Margin contrastive loss of the query view against its key and the queue (or the other keys)."""
         (images_q, images_k), _ = batch
         device, memory_format = self.accelerator.device, self.context.memory_format
         images_q = images_q.to(device, non_blocking=True, memory_format=memory_format)
         images_k = images_k.to(device, non_blocking=True, memory_format=memory_format)
-        generator = step_generator(self.seed, micro_step)
+        generator = step_generator(self.seed, position.micro_step)
         with self.accelerator.autocast():
             query = F.normalize(self.model(images_q).float(), dim=1)
             keys = shuffled_key_forward(
@@ -126,7 +127,7 @@ class TeacherPhase(TrainingPhase):
         if queue:
             self.queue.load_state_dict(queue)
 
-    def write_final(self, folder: Path) -> None:
+    def write_final(self, folder: Path, epochs: float) -> None:
         """The backbone without the MLP head, with its card."""
         backbone = self.accelerator.unwrap_model(self.model)[0]
         run_config = document(self.context.sections)
@@ -137,12 +138,13 @@ class TeacherPhase(TrainingPhase):
             self.config.architecture,
             self.config.resolution,
             run_config,
-            self.context.output,
+            epochs,
         )
 
 
-def train_teacher(config: TeacherConfig, data_config: DataConfig) -> Path:
-    """Train the teacher; return ``OUTPUT/final`` (backbone without head, Hub-ready).
+def train_teacher(config: TeacherConfig, data_config: DataConfig) -> FitResult:
+    """Train the teacher; return what the run did (its ``final``: ``OUTPUT/final``, the backbone
+    without head, Hub-ready).
 
     Raises:
         VipriorsError: bad configuration or data, a different run in the output folder (or one still
