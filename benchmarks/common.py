@@ -11,7 +11,7 @@ from torch import nn
 import vipriors_hub  # noqa: F401  (registers the family)
 from vipriors_hub.data import DataSplits
 from vipriors_hub.train.loop import train_micro_step
-from vipriors_hub.train.phase import TrainingPhase
+from vipriors_hub.train.phase import StepPosition, TrainingPhase
 from vipriors_hub.train.prepare import prepare_phase
 from vipriors_hub.train.student import StudentConfig, StudentPhase
 from vipriors_hub.train.teacher import TeacherConfig, TeacherPhase
@@ -36,7 +36,8 @@ class TrainerStep:
 
     def __call__(self, batch: Any) -> torch.Tensor:
         """Train on ``batch`` (as the phase's loader gives it) and return the detached loss."""
-        output = train_micro_step(self.accelerator, self.phase, self.model, self.optimizer, batch, self.micro_step)
+        position = StepPosition(self.micro_step, epoch=0)
+        output = train_micro_step(self.accelerator, self.phase, self.model, self.optimizer, batch, position)
         self.micro_step += 1
         return output.loss.detach()
 

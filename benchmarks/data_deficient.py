@@ -112,9 +112,8 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     settings: dict[str, Any] = {}
     for seed in args.seeds:
-        config = DemoConfig(
-            output=str(Path(args.output) / f"seed{seed}"), data_dir=data_dir, seed=seed, overwrite=True, **chosen
-        )
+        config = DemoConfig(output=str(Path(args.output) / f"seed{seed}"), data_dir=data_dir, seed=seed, overwrite=True)
+        config = config.with_settings(**chosen)
         settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("output", "seed", "overwrite")}
         result = run_arms(config, demo_data_config(config))
         rows.append({"seed": seed, **result})

@@ -22,7 +22,6 @@ the same teacher settings share one teacher.
 """
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -135,7 +134,7 @@ def main() -> None:
         for key in ("teacher_epochs", "student_epochs"):
             if key in settings:
                 settings[key] = max(1, round(settings[key] * args.scale))
-        return dataclasses.replace(base, **settings)
+        return base.with_settings(**settings)
 
     starts, rows = {}, {}
     teachers: dict[tuple, FitResult] = {}
@@ -156,7 +155,7 @@ def main() -> None:
                 result = train_student(baseline_run_config(config, run), data)
                 seconds = result.train_seconds
             else:
-                key = tuple(getattr(config, name) for name in TEACHER_SETTINGS)
+                key = tuple(config.setting(name) for name in TEACHER_SETTINGS)
                 if key not in teachers:
                     teacher_run = teacher_run_config(config, output / f"teacher-{len(teachers)}")
                     teachers[key] = train_teacher(teacher_run, data)

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from vipriors_hub.demo import DemoConfig
+from vipriors_hub.demo import ALIASES, DemoConfig
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -55,7 +55,7 @@ def load_benchmark(name: str) -> ModuleType:
 
 def test_tuning_gives_both_arms_the_same_number_of_configurations_of_demo_settings() -> None:
     tune = load_benchmark("tune_demo")
-    fields = {f.name for f in dataclasses.fields(DemoConfig)}
+    fields = {f.name for f in dataclasses.fields(DemoConfig)} | set(ALIASES)  # ALIASES: the arms' flat names
     assert set(tune.BASELINE_START) | set(tune.PIPELINE_START) <= fields
     assert len(tune.BASELINE_ROUNDS) == len(tune.PIPELINE_ROUNDS)
     for baseline, pipeline in zip(tune.BASELINE_ROUNDS, tune.PIPELINE_ROUNDS, strict=True):
@@ -78,7 +78,7 @@ def test_demo_defaults_are_the_committed_tuning_choices() -> None:
         chosen = {**last["start"][arm], **last["chosen"][arm]["change"]}
         for key, value in chosen.items():
             if key not in excluded:
-                assert getattr(defaults, key) == value, key
+                assert defaults.setting(key) == value, key
 
 
 def test_committed_tuning_rounds_follow_the_declared_search() -> None:

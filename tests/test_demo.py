@@ -42,7 +42,7 @@ def test_shipped_data_gives_50_per_class_and_the_full_test_set() -> None:
 
 
 def test_demo_runs_every_arm_and_writes_results_plot_and_cards(tmp_path: Path) -> None:
-    config = DemoConfig(output=str(tmp_path / "demo"), teacher_epochs=2, student_epochs=2)
+    config = DemoConfig(output=str(tmp_path / "demo")).with_settings(teacher_epochs=2, student_epochs=2)
     results = run_demo(config)
     written = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert written == results
@@ -66,9 +66,8 @@ def test_demo_runs_every_arm_and_writes_results_plot_and_cards(tmp_path: Path) -
 def test_equal_compute_baseline_gets_the_measured_budget_of_the_pipeline(
     small_fashion_mnist: Path, tmp_path: Path
 ) -> None:
-    config = DemoConfig(
-        output=str(tmp_path / "arms"), data_dir=str(small_fashion_mnist), teacher_epochs=3, student_epochs=2
-    )
+    config = DemoConfig(output=str(tmp_path / "arms"), data_dir=str(small_fashion_mnist))
+    config = config.with_settings(**{"teacher.epochs": 3, "student_epochs": 2})
     results = run_arms(config, demo_data_config(config))
     compute, equal = results["compute"], results["equal_compute"]
     pipeline = compute["teacher"]["train_flops"] + compute["student"]["train_flops"]

@@ -39,46 +39,75 @@ def int_at_least(minimum: int, maximum: int | None = None) -> typing.Callable[[s
     return parse
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, config_class: type, title: str) -> None:
-    """Expose every field of ``config_class`` as a flag (its ``flags`` metadata, timm's spelling first,
-    else ``--field-name``); unset flags keep the ``--config`` YAML or default value."""
-    group = parser.add_argument_group(title)
-    for field in dataclasses.fields(config_class):
-        meta = field.metadata
-        flags = meta.get("flags", (primary_flag(field),))
-        kind = field_type(field)
+def _add_field_argument(
+    group: argparse._ArgumentGroup, field: dataclasses.Field, prefix: str = "", extra: tuple = (), default: Any = None
+) -> None:
+    """The flag(s) of one settings field: its ``flags`` (timm's spelling first, else ``--field-name``),
+    or for an arm of the demo ``--PREFIX.FLAG`` with the arm's ``default``, then the ``extra`` spellings."""
+    meta = field.metadata
+    flags = meta.get("flags", (primary_flag(field),))
+    flags = tuple(f"--{prefix}.{flag.lstrip('-')}" for flag in flags[:1]) if prefix else flags
+    flags += tuple(extra)
+    dest = f"{prefix}.{field.name}" if prefix else field.name
+    kind = field_type(field)
+    if not prefix:
         default = field.default if field.default is not dataclasses.MISSING else None
-        help_text = f"{meta['help']} (default: {default})" if meta.get("help") else f"default: {default}"
-        if len(flags) > 1:
-            help_text += f"; also {', '.join(flags[1:])}"
-        if kind is bool:
-            action: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
+    help_text = f"{meta['help']} (default: {default})" if meta.get("help") else f"default: {default}"
+    if len(flags) > 1:
+        help_text += f"; also {', '.join(flags[1:])}"
+    if meta.get("positional"):
+        group.add_argument(dest, help=meta.get("help"), metavar=field.name.upper())
+        return
+    if kind is bool:
+        action: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
+    elif typing.get_origin(kind) is list:
+        action = {"action": "append", "type": typing.get_args(kind)[0], "metavar": meta.get("metavar")}
+    else:
+        metavar = meta.get("metavar") or (field.name.upper() if prefix and "choices" not in meta else None)
+        action = {"type": kind, "choices": meta.get("choices"), "metavar": metavar}
+        action.update({key: meta[key] for key in ("nargs", "const") if key in meta})
+    required = {"required": True} if meta.get("required") else {}
+    group.add_argument(*flags, dest=dest, default=argparse.SUPPRESS, help=help_text, **action, **required)
+    for switch, value in meta.get("switches", {}).items():
+        switches = (f"--{prefix}.{switch.lstrip('-')}",) if prefix else (switch,)
+        group.add_argument(
+            *switches, dest=dest, action="store_const", const=value, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_class: type, title: str) -> None:
+    """Expose every field of ``config_class`` as a flag; unset flags keep the ``--config`` YAML or
+    default value. A field marked ``arm`` (the demo's teacher, student and baseline) holds another
+    settings class: each of its fields but those ``owned`` by the outer one becomes ``--ARM.FLAG``."""
+    group = parser.add_argument_group(title)
+    arms = []
+    for field in dataclasses.fields(config_class):
+        if field.metadata.get("arm"):
+            arms.append(field)
         else:
-            action = {"type": kind, "choices": meta.get("choices"), "metavar": meta.get("metavar")}
-            action.update({key: meta[key] for key in ("nargs", "const") if key in meta})
-        group.add_argument(*flags, dest=field.name, default=argparse.SUPPRESS, help=help_text, **action)
-        for switch, value in meta.get("switches", {}).items():
-            group.add_argument(
-                switch,
-                dest=field.name,
-                action="store_const",
-                const=value,
-                default=argparse.SUPPRESS,
-                help=argparse.SUPPRESS,
-            )
+            _add_field_argument(group, field)
+    for arm in arms:
+        arm_group = parser.add_argument_group(f"{arm.name}: {arm.metadata['help']}")
+        defaults = arm.default_factory()
+        for field in dataclasses.fields(field_type(arm)):
+            if field.name not in arm.metadata["owned"] and not field.metadata.get("action"):
+                extra = arm.metadata["aliases"].get(field.name, ())
+                _add_field_argument(arm_group, field, arm.name, extra, getattr(defaults, field.name))
 
 
 def resolve_config(args: argparse.Namespace, config_class: type, section: str) -> Any:
     """Build ``config_class`` from (lowest to highest priority) defaults, the ``--config`` YAML file's
-    ``section`` and the flags given."""
+    ``section`` and the flags given; an ``arm`` field from its default with its ``--ARM.FLAG`` flags given."""
     values = read_config_section(args.config, section, config_class) if getattr(args, "config", None) else {}
-    values.update(
-        {
-            field.name: getattr(args, field.name)
-            for field in dataclasses.fields(config_class)
-            if hasattr(args, field.name)
-        }
-    )
+    given = vars(args)
+    for field in dataclasses.fields(config_class):
+        if field.metadata.get("arm"):
+            prefix = f"{field.name}."
+            changes = {dest[len(prefix) :]: value for dest, value in given.items() if dest.startswith(prefix)}
+            if changes:
+                values[field.name] = dataclasses.replace(field.default_factory(), **changes)
+        elif field.name in given:
+            values[field.name] = given[field.name]
     return config_class(**values)
 
 
@@ -205,7 +234,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         f"class, official 10k test set ({config.output}):"
     )
     rows = {
-        f"baseline, the student's {config.student_epochs} epochs": "baseline_top1",
+        f"baseline, the student's {config.student.epochs} epochs": "baseline_top1",
         f"baseline, equal compute ({equal['epochs']:.0f} epochs)": "baseline_equal_compute_top1",
         "teacher, kNN on frozen features": "teacher_knn_top1",
         "teacher, linear probe": "teacher_linear_top1",
