@@ -64,8 +64,8 @@ def assert_one_line_error(code: int, stderr: str, expected: str = "") -> None:
         ("train-student", "--sched", "linear", "invalid choice: 'linear'"),
         ("train-student", "--smoothing", "1.5", "--smoothing 1.5"),
         ("eval-teacher", "--knn-k", "0", "--knn-k 0"),
-        ("evaluate", "--batch-size", "0", "argument --batch-size: 0 must be at least 1"),
-        ("convert", "--num-classes", "-3", "argument --num-classes: -3 must be at least 0"),
+        ("evaluate", "--batch-size", "0", "--batch-size 0: must be an integer, at least 1"),
+        ("convert", "--num-classes", "-3", "--num-classes -3: must be an integer, at least 0 and at most 1000000"),
     ],
 )
 def test_bad_values_get_one_line_naming_the_flag(

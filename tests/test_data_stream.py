@@ -299,3 +299,38 @@ def test_a_training_batch_that_lost_an_image_is_topped_up_the_same_way_on_resume
     resumed = loader(num_workers)
     resumed.load_state_dict({"epoch": 0, "batches_done": 1})
     assert [labels.tolist() for _, labels in resumed] == batches[1:]
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_the_loader_counts_unreadable_images_of_every_worker(num_workers: int) -> None:
+    images = [{"bytes": png(Image.new("L", (8, 8), i)), "path": None} for i in range(12)]
+    for broken in (1, 6, 10):  # in batches 0, 1 and 2: read by both workers in turn
+        images[broken] = {"bytes": b"not an image", "path": None}
+    loader = ResumableLoader(
+        ExampleStream(labelled_by_position(images), pixel_value, shuffle=False, batch_size=4), num_workers=num_workers
+    )
+    assert sum(len(labels) for _, labels in loader) == 9
+    assert loader.skipped_images == 3
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train-teacher", "--architecture", "vipriors_resnet_tiny"],
+        ["train-student", "--architecture", "vipriors_resnet_tiny"],
+        ["evaluate", "--checkpoint", "student"],
+        ["eval-teacher", "--checkpoint", "teacher"],
+    ],
+)
+def test_a_streamed_source_is_refused_in_one_line_before_anything_is_written(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    folder = tmp_path / "images" / "cat"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(folder / "a.png")
+    output = tmp_path / "out"
+    args = [*command, "--dataset", "imagefolder", "--data-dir", str(tmp_path / "images"), "--streaming"]
+    assert main([*args, "--output", str(output)]) == 2
+    error = capsys.readouterr().err
+    assert "--streaming" in error and "drop --streaming" in error and len(error.strip().splitlines()) == 1
+    assert not output.exists()

@@ -19,10 +19,13 @@ from vipriors_hub.models import ARCHITECTURES, TIMM_EQUIVALENTS
 def student_export(student_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     from conftest import FASHION
 
-    from vipriors_hub.evaluate import evaluate_students
+    from vipriors_hub.evaluate import EvaluateConfig, evaluate_students
 
     folder = tmp_path_factory.mktemp("hub")
-    results = evaluate_students([str(student_run / "final")], FASHION, "val", folder / "results.json", num_workers=0)
+    scoring = EvaluateConfig(
+        checkpoint=[str(student_run / "final")], split="val", output=str(folder / "results.json"), num_workers=0
+    )
+    results = evaluate_students(scoring, FASHION)
     return export_run(student_run, folder / "export", [folder / "results.json"]), results
 
 

@@ -11,7 +11,10 @@ from timm.models import save_for_hf
 
 import vipriors_hub
 from vipriors_hub.cli import main
+from vipriors_hub.hub import pretrained_cfg_for
 from vipriors_hub.models import ARCHITECTURES, HUB_ORGANIZATION, PAPER_ID
+from vipriors_hub.models.family import constructor_takes
+from vipriors_hub.train.moco import build_query_encoder
 
 ALL_TAGS = [f"{arch}.{tag}" for arch in ARCHITECTURES for tag in ("student", "teacher")]
 
@@ -129,3 +132,22 @@ def test_cli_models_lists_every_tag_with_its_repo_id(capsys: pytest.CaptureFixtu
     rows = json.loads(capsys.readouterr().out)
     assert {row["name"] for row in rows} == set(ALL_TAGS)
     assert {row["name"] for row in rows if row["default"]} == {f"{arch}.student" for arch in ARCHITECTURES}
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_pool_size_follows_the_members_own_output_stride(name: str) -> None:
+    model = timm.create_model(name, pretrained=False, num_classes=0)
+    reduction = model.feature_info[-1]["reduction"]
+    for tag in ("student", "teacher"):
+        cfg = timm.models.get_pretrained_cfg(f"{name}.{tag}")
+        assert cfg.pool_size == (cfg.input_size[-1] // reduction,) * 2
+    assert pretrained_cfg_for(name, "teacher", 96)["pool_size"] == (96 // reduction,) * 2
+
+
+def test_options_are_passed_only_to_constructors_that_take_them() -> None:
+    assert constructor_takes("vipriors_resnet50", "zero_init_last")
+    assert not constructor_takes("vipriors_resnet50", "no_such_option")
+    assert not constructor_takes("resnet50", "zero_init_last")  # not a member: nothing assumed
+    encoder = build_query_encoder("vipriors_resnet_tiny")
+    last_norms = [block.bn2.weight for stage in ("layer1", "layer4") for block in encoder[0].get_submodule(stage)]
+    assert all(bool((weight == 1).all()) for weight in last_norms)  # zero_init_last=False took effect

@@ -12,9 +12,26 @@ from PIL import Image
 from vipriors_hub.cli import main
 from vipriors_hub.data import DataConfig, load_data, ten_crop_transform
 from vipriors_hub.errors import VipriorsError
-from vipriors_hub.evaluate import evaluate_students, predict_probabilities, read_submission, write_submission
+from vipriors_hub.evaluate import (
+    EvaluateConfig,
+    evaluate_students,
+    predict_probabilities,
+    read_submission,
+    write_submission,
+)
 from vipriors_hub.hub import pretrained_cfg_for, write_model_folder
 from vipriors_hub.train.result import read_fit_result
+
+
+def scoring(checkpoints: list[str], split: str, output: Path, submission: Path | None = None) -> EvaluateConfig:
+    """``vipriors-hub evaluate``'s settings for ``checkpoints`` on ``split``, in this process."""
+    return EvaluateConfig(
+        checkpoint=checkpoints,
+        split=split,
+        output=str(output),
+        num_workers=0,
+        submission=submission and str(submission),
+    )
 
 
 def test_student_smoke_run_distils_after_the_first_epochs(student_run: Path, teacher_run: Path) -> None:
@@ -60,8 +77,8 @@ def test_student_evaluate_and_submission(student_run: Path, tmp_path: Path) -> N
 def test_ensemble_of_identical_checkpoints_equals_one(student_run: Path, tmp_path: Path) -> None:
     final = str(student_run / "final")
     config = DataConfig(**{**FASHION.__dict__, "per_class": 10})
-    one = evaluate_students([final], config, "val", tmp_path / "one.json", num_workers=0)
-    two = evaluate_students([final, final], config, "val", tmp_path / "two.json", num_workers=0)
+    one = evaluate_students(scoring([final], "val", tmp_path / "one.json"), config)
+    two = evaluate_students(scoring([final, final], "val", tmp_path / "two.json"), config)
     assert (one["top1"], one["top5"]) == pytest.approx((two["top1"], two["top5"]))
     assert one["per_class"].keys() == two["per_class"].keys()
     assert one["per_class"] == pytest.approx(two["per_class"])
@@ -117,9 +134,7 @@ def test_vipriors_test_submission_uses_official_image_ids(split_lists: Path, tmp
         {},
     )
     data = DataConfig(dataset="vipriors", data_dir=str(tmp_path), split_lists=str(split_lists))
-    evaluate_students(
-        [str(tmp_path / "student")], data, "test", tmp_path / "r.json", num_workers=0, submission=tmp_path / "s.csv"
-    )
+    evaluate_students(scoring([str(tmp_path / "student")], "test", tmp_path / "r.json", tmp_path / "s.csv"), data)
     assert list(read_submission(tmp_path / "s.csv")) == ["img_0.JPEG", "img_2.JPEG", "img_3.JPEG"]
 
 
@@ -131,9 +146,9 @@ def test_class_count_mismatch_is_refused(student_run: Path, tmp_path: Path) -> N
         Image.new("RGB", (8, 8)).save(tmp_path / "folder" / "train" / label / "0.png")
         Image.new("RGB", (8, 8)).save(tmp_path / "folder" / "validation" / label / "0.png")
     with pytest.raises(VipriorsError, match="classifies 10 classes but the data has 2"):
-        evaluate_students([str(student_run / "final")], other, "val", tmp_path / "r.json", num_workers=0)
+        evaluate_students(scoring([str(student_run / "final")], "val", tmp_path / "r.json"), other)
 
 
 def test_teacher_given_as_student_is_refused(teacher_run: Path, tmp_path: Path) -> None:
     with pytest.raises(VipriorsError, match="teacher backbone"):
-        evaluate_students([str(teacher_run / "final")], FASHION, "val", tmp_path / "r.json", num_workers=0)
+        evaluate_students(scoring([str(teacher_run / "final")], "val", tmp_path / "r.json"), FASHION)

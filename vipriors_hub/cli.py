@@ -6,12 +6,12 @@ import json
 import sys
 import typing
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from .config import field_type, primary_flag, read_config_section
 from .data import DataConfig, describe, load_data
 from .errors import EXIT_PREEMPTED, RunPreempted, VipriorsError
+from .hub.settings import ConvertConfig, ExportConfig, PushConfig
 from .models import family_table
 from .version import __version__
 
@@ -21,22 +21,6 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> typing.NoReturn:
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
-
-
-def int_at_least(minimum: int, maximum: int | None = None) -> typing.Callable[[str], int]:
-    """An argparse ``type``: an integer in ``[minimum, maximum]``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from error
-        if value < minimum or (maximum is not None and value > maximum):
-            upper = f" and at most {maximum}" if maximum is not None else ""
-            raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}{upper}")
-        return value
-
-    return parse
 
 
 def _add_field_argument(
@@ -175,20 +159,11 @@ def _run_train_student(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_students
+    from .evaluate import EvaluateConfig, evaluate_students
 
-    results = evaluate_students(
-        args.checkpoint,
-        data_config_from_args(args),
-        args.split,
-        Path(args.output),
-        ten_crop=args.ten_crop,
-        resolution=args.resolution,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        submission=Path(args.submission) if args.submission else None,
-    )
-    name = "ensemble" if len(args.checkpoint) > 1 else "student"
+    config = resolve_config(args, EvaluateConfig, "evaluate")
+    results = evaluate_students(config, data_config_from_args(args))
+    name = "ensemble" if len(config.checkpoint) > 1 else "student"
     scores = f"top-1 {results['top1']:.2f}% top-5 {results['top5']:.2f}%"
     print(f"{name} on {results['split']} ({results['images']} images): {scores}")
     return 0
@@ -197,7 +172,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _run_export(args: argparse.Namespace) -> int:
     from .hub import export_run
 
-    folder = export_run(args.run_dir, args.output, args.results or [], args.repo_id, args.base_model, args.source)
+    config = resolve_config(args, ExportConfig, "export")
+    folder = export_run(config.run_dir, config.output, config.results, config.repo_id, config.base_model, config.source)
     print(f"Hub-ready folder written to {folder}")
     return 0
 
@@ -205,19 +181,21 @@ def _run_export(args: argparse.Namespace) -> int:
 def _run_push(args: argparse.Namespace) -> int:
     from .hub import push_to_hub
 
-    url = push_to_hub(args.folder, args.repo_id, args.private, args.revision, args.commit_message)
-    print(f"Pushed to {args.repo_id}: {url}")
+    config = resolve_config(args, PushConfig, "push")
+    url = push_to_hub(config.folder, config.repo_id, config.private, config.revision, config.commit_message)
+    print(f"Pushed to {config.repo_id}: {url}")
     return 0
 
 
 def _run_convert(args: argparse.Namespace) -> int:
     from .hub import convert_checkpoint
 
-    report = convert_checkpoint(args.checkpoint, args.architecture, args.output, args.num_classes)
-    print(f"Converted {report['loaded']} tensors (key prefix '{report['prefix']}') into {args.output}.")
+    config = resolve_config(args, ConvertConfig, "convert")
+    report = convert_checkpoint(config.checkpoint, config.architecture, config.output, config.num_classes)
+    print(f"Converted {report['loaded']} tensors (key prefix '{report['prefix']}') into {config.output}.")
     if report["unexpected"]:
         print(
-            f"Ignored {len(report['unexpected'])} keys that {args.architecture} has no place for: "
+            f"Ignored {len(report['unexpected'])} keys that {config.architecture} has no place for: "
             f"{', '.join(report['unexpected'][:10])}"
         )
     return 0
@@ -297,24 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(eval_teacher, TeacherEvalConfig, "evaluation")
     eval_teacher.set_defaults(run=_run_eval_teacher)
 
+    from .evaluate import EvaluateConfig
+
     evaluate = commands.add_parser("evaluate", help="top-1/top-5 of a student or an ensemble; submission CSV")
-    evaluate.add_argument("--checkpoint", action="append", required=True, help="student folder; repeat to ensemble")
-    evaluate.add_argument("--split", default="val", choices=("val", "test"))
-    evaluate.add_argument("--ten-crop", action="store_true", help="average the softmax of ten crops")
-    evaluate.add_argument(
-        "--img-size",
-        "--resolution",
-        dest="resolution",
-        type=int_at_least(8, 4096),
-        help="test input size (default: each model's); also --resolution",
-    )
-    evaluate.add_argument("--output", default="results.json", help="results JSON file")
-    evaluate.add_argument("--submission", help="also write the VIPriors submission CSV here")
-    evaluate.add_argument(
-        "--batch-size", type=int_at_least(1), default=32, help="images per forward pass (10-crop: views per pass)"
-    )
-    evaluate.add_argument("--num-workers", type=int_at_least(0, 256), default=2)
-    evaluate.add_argument("--config", help="YAML file with a data: section")
+    evaluate.add_argument("--config", help="YAML file with data: and evaluate: sections")
+    add_config_arguments(evaluate, EvaluateConfig, "evaluation")
     add_data_arguments(evaluate)
     evaluate.set_defaults(run=_run_evaluate)
 
@@ -325,29 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_run_demo)
 
     export = commands.add_parser("export", help="write the Hub-ready folder (weights, config, model card) of a run")
-    export.add_argument("run_dir", help="a trainer's OUTPUT folder")
-    export.add_argument("--output", required=True, help="folder to write")
-    export.add_argument("--results", action="append", help="evaluation JSON (eval-teacher / evaluate); repeatable")
-    export.add_argument("--repo-id", help="the Hub repository it is meant for (default: the family's)")
-    export.add_argument("--base-model", help="a student's teacher on the Hub (default: the family's)")
-    export.add_argument("--source", default="final", choices=("final", "best"), help="which model of the run")
+    add_config_arguments(export, ExportConfig, "export")
     export.set_defaults(run=_run_export)
 
     push = commands.add_parser("push", help="upload a run or a Hub-ready folder to the Hugging Face Hub")
-    push.add_argument("folder", help="a trainer's OUTPUT folder or an exported folder")
-    push.add_argument("--repo-id", required=True, help="ORG/NAME")
-    push.add_argument("--private", action="store_true")
-    push.add_argument("--revision", help="branch to push to (created if missing)")
-    push.add_argument("--commit-message")
+    add_config_arguments(push, PushConfig, "push")
     push.set_defaults(run=_run_push)
 
     convert = commands.add_parser("convert", help="import a checkpoint of the original research code")
-    convert.add_argument("checkpoint", help="MoCo .pth.tar or phase-2 student checkpoint")
-    convert.add_argument("--model", "--architecture", dest="architecture", default="vipriors_resnet50")
-    convert.add_argument(
-        "--num-classes", type=int_at_least(0, 1_000_000), default=0, help="0: a teacher backbone; N: a classifier"
-    )
-    convert.add_argument("--output", required=True, help="model folder to write")
+    add_config_arguments(convert, ConvertConfig, "convert")
     convert.set_defaults(run=_run_convert)
     return parser
 

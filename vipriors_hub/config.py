@@ -10,6 +10,8 @@ settings dataclass after construction) refuses anything else with one line namin
 * ``min`` / ``max``: inclusive bounds; ``above`` / ``below``: exclusive bounds (numbers must be finite);
 * ``action``: a flag that says what to do (``--resume``), not how the run is set up: it is never
   written to nor read from a configuration file;
+* ``required``: the value must be given (``None`` is refused); ``positional``: given without a flag
+  (``vipriors-hub export RUN_DIR``); a ``list[str]`` field takes its flag once per value;
 * ``flags``: the command-line spellings, the primary (timm's) first, earlier names after it;
   ``switches``: extra value-less flags that set a value (``--no-auto-augment`` sets ``None``);
   ``nargs`` / ``const`` / ``metavar``: as argparse's (``--resume [PATH]``).
@@ -19,6 +21,7 @@ The command line itself is built by :mod:`vipriors_hub.cli`; this module holds n
 
 import dataclasses
 import math
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -38,13 +41,17 @@ __all__ = [
 
 
 def field_type(field: dataclasses.Field) -> type:
-    """The type of a field, ``X`` for ``X | None``."""
-    args = [a for a in typing.get_args(field.type) if a is not type(None)]
-    return args[0] if args else field.type
+    """The type of a field, ``X`` for ``X | None`` (``list[str]`` stays ``list[str]``)."""
+    if typing.get_origin(field.type) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(field.type) if a is not type(None))
+    return field.type
 
 
 def primary_flag(field: dataclasses.Field) -> str:
-    """The command-line flag of a settings field: the first of its ``flags`` metadata, else ``--field-name``."""
+    """The command-line flag of a settings field: the first of its ``flags`` metadata, else
+    ``--field-name`` (``FIELD_NAME`` for a positional one)."""
+    if field.metadata.get("positional"):
+        return field.name.upper()
     return field.metadata.get("flags", ("--" + field.name.replace("_", "-"),))[0]
 
 
@@ -69,6 +76,9 @@ def _requirement(field: dataclasses.Field) -> str:
 
 def _acceptable(field: dataclasses.Field, value: Any) -> bool:
     kind, meta = field_type(field), field.metadata
+    if typing.get_origin(kind) is list:
+        item = typing.get_args(kind)[0]
+        return isinstance(value, list | tuple) and all(isinstance(v, item) for v in value)
     if kind is bool:
         return isinstance(value, bool)
     if kind is int and (not isinstance(value, int) or isinstance(value, bool)):
@@ -92,6 +102,8 @@ def check_settings(settings: Any) -> None:
     """
     for field in dataclasses.fields(settings):
         value = getattr(settings, field.name)
+        if value is None and field.metadata.get("required"):
+            raise VipriorsError(f"{primary_flag(field)} is required.")
         optional = type(None) in typing.get_args(field.type)
         if value is None and optional:
             continue

@@ -31,7 +31,7 @@ from .config import check_settings
 from .data import DataConfig
 from .demo_figure import plot_results
 from .errors import VipriorsError
-from .evaluate import TeacherEvalConfig, evaluate_students, evaluate_teacher
+from .evaluate import EvaluateConfig, TeacherEvalConfig, evaluate_students, evaluate_teacher
 from .hub import export_run
 from .outputs import check_model_destination, write_text_atomically
 from .train.result import FitResult
@@ -324,9 +324,13 @@ def run_arms(config: DemoConfig, data: DataConfig, arms: tuple[str, ...] = ARMS)
     def score_classifier(arm: str, run: FitResult) -> None:
         runs[arm] = run
         results["compute"][arm] = _compute(run)
-        scores = evaluate_students(
-            [str(run.final)], data, "test", evaluations / f"{arm}.json", num_workers=config.num_workers
+        scoring = EvaluateConfig(
+            checkpoint=[str(run.final)],
+            split="test",
+            output=str(evaluations / f"{arm}.json"),
+            num_workers=config.num_workers,
         )
+        scores = evaluate_students(scoring, data)
         results[f"{arm}_top1"] = scores["top1"]
         results[f"{arm}_val_top1"] = run.validation["top1"]
 

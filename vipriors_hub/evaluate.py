@@ -1,15 +1,15 @@
 """Evaluation: kNN and linear probe for teachers; accuracy, 10-crop, ensembles and submissions for
 students; the per-epoch validation of training."""
 
-import csv
-import io
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -21,20 +21,23 @@ from .data import (
     ResumableLoader,
     eval_transform,
     load_data,
-    load_split_lists,
     ten_crop_transform,
 )
 from .errors import VipriorsError
 from .hub import file_sha256, load_model_folder
 from .outputs import check_results_destination, is_results_file, is_submission_file, write_text_atomically
+from .probes import knn_scores, linear_probe_scores
+from .submission import image_ids, read_submission, write_submission
 
 __all__ = [
+    "EvaluateConfig",
     "TeacherEvalConfig",
     "evaluate_students",
     "evaluate_teacher",
     "extract_features",
     "knn_scores",
     "linear_probe_scores",
+    "model_outputs",
     "predict_probabilities",
     "read_submission",
     "topk",
@@ -66,6 +69,97 @@ class TeacherEvalConfig:
         check_settings(self)
 
 
+@dataclass
+class EvaluateConfig:
+    """Settings of ``vipriors-hub evaluate``."""
+
+    checkpoint: list[str] = field(
+        default_factory=list,
+        metadata={"help": "student folder; repeat to ensemble", "required": True, "metavar": "FOLDER"},
+    )
+    split: str = field(default="val", metadata={"help": "split to score", "choices": ("val", "test")})
+    ten_crop: bool = field(default=False, metadata={"help": "average the softmax of ten crops"})
+    resolution: int | None = field(
+        default=None,
+        metadata={
+            "help": "test input size (none: each model's)",
+            "min": 8,
+            "max": 4096,
+            "flags": ("--img-size", "--resolution"),
+        },
+    )
+    output: str = field(default="results.json", metadata={"help": "results JSON file"})
+    submission: str | None = field(default=None, metadata={"help": "also write the VIPriors submission CSV here"})
+    batch_size: int = field(
+        default=32, metadata={"help": "images per forward pass (10-crop: views per pass)", "min": 1}
+    )
+    num_workers: int = field(default=2, metadata={"help": "DataLoader workers", "min": 0, "max": 256})
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        if not self.checkpoint:
+            raise VipriorsError("--checkpoint is required: name a student folder (repeat it to ensemble).")
+
+
+def _device() -> torch.device:
+    """The device evaluations run on: the GPU when there is one."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _split(data, name: str):
+    """The split ``name`` of the loaded ``data``.
+
+    Raises:
+        VipriorsError: the source has no such split.
+    """
+    if name not in data.splits:
+        raise VipriorsError(f"The data source has no '{name}' split (it has: {', '.join(data.splits)}).")
+    return data.splits[name]
+
+
+@torch.no_grad()
+def model_outputs(
+    model: nn.Module,
+    split,
+    transform: Callable[[Any], Tensor],
+    batch_size: int,
+    num_workers: int,
+    device: torch.device,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    allow_empty: bool = False,
+) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    """The one inference loop of every evaluation: ``model``'s outputs on this process's share of
+    ``split`` in order, batch by batch, with the model in eval mode (its mode is restored after).
+
+    Yields ``(outputs, labels, rows)``: outputs ``(B, C)`` on ``device``, or ``(B, V, C)`` when the
+    transform gives ``V`` views of an image (10-crop); labels ``(B,)`` and row indices into
+    ``split`` ``(B,)`` on the CPU (unreadable images are skipped). Each worker prefetches one batch,
+    so memory is bounded by ``batch_size``. ``allow_empty``: this process's share may hold no image
+    (another process may hold them all) instead of being refused.
+    """
+    stream = ExampleStream(
+        split, transform, shuffle=False, rank=rank, world_size=world_size, batch_size=batch_size, with_index=True
+    )
+    loader = ResumableLoader(stream, num_workers=num_workers, prefetch_factor=1, allow_empty=allow_empty)
+    was_training = model.training
+    model.eval()
+    try:
+        for images, labels, rows in tqdm(loader, desc="inference", unit="batch", leave=False, disable=rank > 0):
+            images = images.to(device, non_blocking=True)
+            with autocast():
+                if images.ndim == 5:
+                    outputs = model(images.flatten(0, 1))
+                    outputs = outputs.view(images.shape[0], images.shape[1], -1)
+                else:
+                    outputs = model(images)
+            yield outputs, labels, rows
+    finally:
+        model.train(was_training)
+
+
 def topk(scores: Tensor, labels: Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
     """Top-k accuracies in percent of ``scores`` ``(N, C)`` against ``labels`` ``(N,)`` (k capped at C)."""
     ranked = scores.topk(min(max(ks), scores.shape[1]), dim=1).indices
@@ -73,62 +167,17 @@ def topk(scores: Tensor, labels: Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[s
     return {f"top{k}": 100.0 * int(hits[:, :k].any(dim=1).sum()) / len(labels) for k in ks}
 
 
-@torch.no_grad()
 def extract_features(
     model: nn.Module, split, resolution: int, batch_size: int, num_workers: int, device: torch.device
 ) -> tuple[Tensor, Tensor]:
     """Model outputs on every image of ``split`` (centre crop): ``(N, F)`` features and ``(N,)`` labels."""
-    data_config = timm.data.resolve_data_config({}, model=model)
-    stream = ExampleStream(split, eval_transform(resolution, data_config), shuffle=False, batch_size=batch_size)
-    model.eval().to(device)
+    transform = eval_transform(resolution, timm.data.resolve_data_config({}, model=model))
+    model.to(device)
     features, labels = [], []
-    loader = ResumableLoader(stream, num_workers=num_workers, prefetch_factor=1)
-    for images, batch_labels in tqdm(loader, desc="features", unit="batch", leave=False):
-        features.append(model(images.to(device)).float().cpu())
+    for outputs, batch_labels, _ in model_outputs(model, split, transform, batch_size, num_workers, device):
+        features.append(outputs.float().cpu())
         labels.append(batch_labels)
     return torch.cat(features), torch.cat(labels)
-
-
-def knn_scores(
-    bank: Tensor, bank_labels: Tensor, queries: Tensor, num_classes: int, k: int = 200, temperature: float = 0.07
-) -> Tensor:
-    """Weighted kNN class scores ``(Q, C)``: the ``k`` most cosine-similar bank features vote for their
-    class with weight ``exp(similarity / temperature)`` (InstDisc / MoCo protocol).
-
-    Args:
-        bank: ``(N, F)`` features with labels ``(N,)``; queries: ``(Q, F)``.
-    """
-    bank = F.normalize(bank, dim=1)
-    k = min(k, bank.shape[0])
-    scores = []
-    for chunk in F.normalize(queries, dim=1).split(1024):
-        similarity, index = (chunk @ bank.T).topk(k, dim=1)
-        votes = torch.zeros(chunk.shape[0], num_classes).scatter_add_(
-            1, bank_labels[index], (similarity / temperature).exp()
-        )
-        scores.append(votes)
-    return torch.cat(scores)
-
-
-def linear_probe_scores(
-    train: Tensor, train_labels: Tensor, queries: Tensor, num_classes: int, iterations: int, weight_decay: float
-) -> Tensor:
-    """Fit a multinomial logistic regression on frozen, standardised features with L-BFGS and return
-    the class scores ``(Q, C)`` of ``queries``. Shapes: ``train`` ``(N, F)``, ``queries`` ``(Q, F)``."""
-    mean, std = train.mean(dim=0), train.std(dim=0).clamp_min(1e-6)
-    inputs = (train - mean) / std
-    classifier = nn.Linear(train.shape[1], num_classes)
-    optimizer = torch.optim.LBFGS(classifier.parameters(), lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe")
-
-    def closure() -> Tensor:
-        optimizer.zero_grad()
-        loss = F.cross_entropy(classifier(inputs), train_labels) + weight_decay * classifier.weight.square().sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    with torch.no_grad():
-        return classifier((queries - mean) / std)
 
 
 def evaluate_teacher(config: TeacherEvalConfig, data_config: DataConfig) -> dict[str, object]:
@@ -136,19 +185,15 @@ def evaluate_teacher(config: TeacherEvalConfig, data_config: DataConfig) -> dict
 
     The training split is the kNN bank and the probe's training set; ``config.split`` is scored.
     """
+    data_config.refuse_streamed_splits("eval-teacher")
     check_results_destination(Path(config.output), is_results_file)
     model = load_model_folder(config.checkpoint, expect="teacher")
     data = load_data(data_config)
-    if config.split not in data.splits:
-        raise VipriorsError(f"The data source has no '{config.split}' split (it has: {', '.join(data.splits)}).")
+    scored_split = _split(data, config.split)
     resolution = config.resolution or model.pretrained_cfg["input_size"][-1]
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    train, train_labels = extract_features(
-        model, data.splits["train"], resolution, config.batch_size, config.num_workers, device
-    )
-    scored, labels = extract_features(
-        model, data.splits[config.split], resolution, config.batch_size, config.num_workers, device
-    )
+    loading = (resolution, config.batch_size, config.num_workers, _device())
+    train, train_labels = extract_features(model, _split(data, "train"), *loading)
+    scored, labels = extract_features(model, scored_split, *loading)
     classes = len(data.class_names)
     knn = knn_scores(train, train_labels, scored, classes, config.knn_k, config.knn_temperature)
     linear = linear_probe_scores(train, train_labels, scored, classes, config.linear_epochs, config.linear_weight_decay)
@@ -177,31 +222,21 @@ def validation_scores(
     Raises:
         VipriorsError: no process read any image.
     """
-    stream = ExampleStream(
-        split,
-        eval_transform(resolution, timm.data.resolve_data_config({}, model=model)),
-        shuffle=False,
-        rank=accelerator.process_index,
-        world_size=accelerator.num_processes,
-        batch_size=batch_size,
-    )
+    transform = eval_transform(resolution, timm.data.resolve_data_config({}, model=model))
     counts = torch.zeros(3, dtype=torch.long, device=accelerator.device)
-    was_training = model.training
-    model.eval()
-    for images, labels in ResumableLoader(stream, num_workers=num_workers, allow_empty=True):
-        images, labels = images.to(accelerator.device), labels.to(accelerator.device)
-        with accelerator.autocast():
-            logits = model(images)
+    share = dict(rank=accelerator.process_index, world_size=accelerator.num_processes, allow_empty=True)
+    for logits, labels, _ in model_outputs(
+        model, split, transform, batch_size, num_workers, accelerator.device, autocast=accelerator.autocast, **share
+    ):
+        labels = labels.to(accelerator.device)
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]
         counts += torch.stack([top5[:, 0].sum(), top5.any(dim=1).sum(), labels.new_tensor(len(labels))]).to(counts)
-    model.train(was_training)
     top1, top5, total = accelerator.reduce(counts, reduction="sum").tolist()
     if total == 0:
         raise VipriorsError("The validation split has no readable image: check --val-per-class and the data.")
     return {"top1": 100.0 * top1 / total, "top5": 100.0 * top5 / total}
 
 
-@torch.no_grad()
 def predict_probabilities(
     model: nn.Module,
     split,
@@ -215,72 +250,24 @@ def predict_probabilities(
 
     With ``ten_crop`` each image is seen in ten views (corners, centre, flipped) whose probabilities
     are averaged; a forward pass then takes ``batch_size // 10`` images (at least one), so at most
-    ``batch_size`` views (10 for ``batch_size`` < 10), and each worker prefetches one batch: memory
-    is bounded by ``batch_size`` whatever the split size. Returns probabilities ``(N, C)``, labels
+    ``batch_size`` views (10 for ``batch_size`` < 10). Returns probabilities ``(N, C)``, labels
     ``(N,)`` and row indices into ``split`` ``(N,)`` (unreadable images are skipped).
     """
     data_config = timm.data.resolve_data_config({}, model=model)
     transform = (ten_crop_transform if ten_crop else eval_transform)(resolution, data_config)
     images_per_batch = max(1, batch_size // 10) if ten_crop else batch_size
-    stream = ExampleStream(split, transform, shuffle=False, batch_size=images_per_batch, with_index=True)
-    model.eval().to(device)
+    model.to(device)
     probabilities, labels, indices = [], [], []
-    loader = ResumableLoader(stream, num_workers=num_workers, prefetch_factor=1)
-    for images, batch_labels, batch_indices in tqdm(loader, desc="predict", unit="batch", leave=False):
-        images = images.to(device)
-        if ten_crop:
-            views = images.shape[1]
-            scores = model(images.flatten(0, 1)).float().softmax(dim=1)
-            probabilities.append(scores.view(-1, views, scores.shape[1]).mean(dim=1).cpu())
-        else:
-            probabilities.append(model(images).float().softmax(dim=1).cpu())
+    for outputs, batch_labels, rows in model_outputs(model, split, transform, images_per_batch, num_workers, device):
+        scores = outputs.float().softmax(dim=-1)
+        probabilities.append((scores.mean(dim=1) if scores.ndim == 3 else scores).cpu())
         labels.append(batch_labels)
-        indices.append(batch_indices)
+        indices.append(rows)
     return torch.cat(probabilities), torch.cat(labels), torch.cat(indices)
 
 
-def write_submission(path: Path, image_ids: list[str], predictions: list[int]) -> None:
-    """Write the VIPriors submission CSV: header ``Image IDs,Predictions``, one row per image."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["Image IDs", "Predictions"])
-    writer.writerows(zip(image_ids, predictions, strict=True))
-    write_text_atomically(Path(path), buffer.getvalue())
-
-
-def read_submission(path: Path) -> dict[str, int]:
-    """Read a submission CSV back: image id -> predicted class index."""
-    with Path(path).open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    if rows[:1] != [["Image IDs", "Predictions"]]:
-        raise VipriorsError(f"{path} is not a VIPriors submission (header must be 'Image IDs,Predictions').")
-    return {image_id: int(prediction) for image_id, prediction in rows[1:]}
-
-
-def _image_ids(data_config: DataConfig, split_name: str, split, rows: Tensor) -> list[str]:
-    """Submission ids of ``rows`` of ``split``: ``img_{i}.JPEG`` (position in the official list) for the
-    VIPriors test split, else the split's ``id`` column, else the row index."""
-    if data_config.dataset == "vipriors" and split_name == "test":
-        position = {entry.stem: i for i, entry in enumerate(load_split_lists(data_config.split_lists).test)}
-        return [f"img_{position[split[int(row)]['id']]}.JPEG" for row in rows]
-    if "id" in split.column_names:
-        ids = split["id"]
-        return [str(ids[int(row)]) for row in rows]
-    return [str(int(row)) for row in rows]
-
-
-def evaluate_students(
-    checkpoints: list[str],
-    data_config: DataConfig,
-    split: str,
-    output: Path,
-    ten_crop: bool = False,
-    resolution: int | None = None,
-    batch_size: int = 32,
-    num_workers: int = 2,
-    submission: Path | None = None,
-) -> dict[str, object]:
-    """Score one student or the ensemble of several (mean of their softmax) on ``split``.
+def evaluate_students(config: EvaluateConfig, data_config: DataConfig) -> dict[str, object]:
+    """Score one student or the ensemble of several (mean of their softmax) on ``config.split``.
 
     Writes and returns ``{"top1", "top5", "per_class", "members": [...], ...}``; with ``submission``
     also the VIPriors CSV of the ensemble's predictions.
@@ -288,16 +275,17 @@ def evaluate_students(
     Raises:
         VipriorsError: a checkpoint is not a student, or its classes differ from the data's.
     """
-    check_results_destination(Path(output), is_results_file)
+    checkpoints, split, output = config.checkpoint, config.split, Path(config.output)
+    submission = Path(config.submission) if config.submission else None
+    data_config.refuse_streamed_splits("evaluate")
+    check_results_destination(output, is_results_file)
     if submission is not None:
-        check_results_destination(Path(submission), is_submission_file, "--submission")
-        if Path(submission).absolute() == Path(output).absolute():
+        check_results_destination(submission, is_submission_file, "--submission")
+        if submission.absolute() == output.absolute():
             raise VipriorsError("--submission and --output name the same file: give each its own.")
     models = [(checkpoint, load_model_folder(checkpoint, expect="student")) for checkpoint in checkpoints]
     data = load_data(data_config)
-    if split not in data.splits:
-        raise VipriorsError(f"The data source has no '{split}' split (it has: {', '.join(data.splits)}).")
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    scored_split = _split(data, split)
     members, summed, labels, rows = [], None, None, None
     for checkpoint, model in models:
         if model.num_classes != len(data.class_names):
@@ -305,10 +293,9 @@ def evaluate_students(
                 f"{checkpoint} classifies {model.num_classes} classes but the data has {len(data.class_names)}: "
                 "evaluate it on the data it was trained for (--dataset, --data-dir)."
             )
-        size = resolution or model.pretrained_cfg["input_size"][-1]
-        probabilities, labels, rows = predict_probabilities(
-            model, data.splits[split], size, ten_crop, batch_size, num_workers, device
-        )
+        size = config.resolution or model.pretrained_cfg["input_size"][-1]
+        loading = (config.ten_crop, config.batch_size, config.num_workers, _device())
+        probabilities, labels, rows = predict_probabilities(model, scored_split, size, *loading)
         weights_sha256 = file_sha256(Path(checkpoint) / "model.safetensors")
         members.append(
             {
@@ -329,13 +316,13 @@ def evaluate_students(
     results = {
         "split": split,
         "images": len(labels),
-        "ten_crop": ten_crop,
+        "ten_crop": config.ten_crop,
         "checkpoints": [str(c) for c in checkpoints],
         **topk(ensemble, labels),
         "members": members,
         "per_class": per_class,
     }
-    write_text_atomically(Path(output), json.dumps(results, indent=2))
+    write_text_atomically(output, json.dumps(results, indent=2))
     if submission is not None:
-        write_submission(submission, _image_ids(data_config, split, data.splits[split], rows), predictions.tolist())
+        write_submission(submission, image_ids(data_config, split, scored_split, rows), predictions.tolist())
     return results

@@ -59,6 +59,21 @@ class DataConfig:
     def __post_init__(self) -> None:
         check_settings(self)
 
+    def refuse_streamed_splits(self, command: str) -> None:
+        """Refuse, before anything is loaded or written, a source whose splits would be streamed: the
+        trainers and evaluations read splits by index (a new order every epoch, exact resume, the
+        rows of predictions), which a stream cannot give. The VIPriors subset streams ImageNet only
+        to select its images, then keeps them: it is not refused.
+
+        Raises:
+            VipriorsError: ``--streaming`` with a source other than ``vipriors``.
+        """
+        if self.streaming and self.dataset != "vipriors":
+            raise VipriorsError(
+                f"--streaming: {command} reads its splits by index (a new order every epoch, exact resume), which "
+                "a streamed source cannot give; drop --streaming (the source is then downloaded and cached once)."
+            )
+
 
 @dataclass
 class DataSplits:

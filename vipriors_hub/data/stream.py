@@ -22,7 +22,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import datasets
 import numpy as np
@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, default_collate, get_worker_info
 from ..errors import VipriorsError
 from .images import UnreadableImageError, decode_rgb
 
-__all__ = ["TOP_UP_TRIES", "ExampleStream", "ResumableLoader"]
+__all__ = ["TOP_UP_TRIES", "EpochPart", "ExampleStream", "ResumableLoader"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,15 @@ def _seeded_rngs(seed: int, restore: bool) -> Iterator[None]:
         torch.set_rng_state(torch_state)
         random.setstate(random_state)
         np.random.set_state(numpy_state)
+
+
+class EpochPart(NamedTuple):
+    """What one pass of a loader reads: epoch ``epoch`` after its first ``skip_batches`` batches,
+    without a last batch shorter than the batch size when ``drop_last``."""
+
+    epoch: int
+    skip_batches: int = 0
+    drop_last: bool = False
 
 
 class ExampleStream(torch.utils.data.IterableDataset):
@@ -110,9 +119,6 @@ class ExampleStream(torch.utils.data.IterableDataset):
         if with_index and self.is_streaming:
             raise ValueError("with_index needs a map-style source.")
         self.with_index = with_index
-        self.epoch = 0
-        self.skip_batches = 0
-        self.drop_last = False
         self.skipped_images = 0
 
     @property
@@ -120,17 +126,10 @@ class ExampleStream(torch.utils.data.IterableDataset):
         """Whether the source is a ``datasets.IterableDataset`` (length unknown)."""
         return isinstance(self.source, datasets.IterableDataset)
 
-    def set_epoch(self, epoch: int, skip_batches: int = 0, drop_last: bool = False) -> None:
-        """Iterate epoch ``epoch`` next, starting after its first ``skip_batches`` batches; ``drop_last``
-        leaves out a last batch shorter than ``batch_size``."""
-        self.epoch = epoch
-        self.skip_batches = skip_batches
-        self.drop_last = drop_last
-
-    def rank_indices(self) -> np.ndarray:
-        """Indices into a map-style source that this rank reads in the current epoch, in order."""
+    def rank_indices(self, epoch: int = 0) -> np.ndarray:
+        """Indices into a map-style source that this rank reads in epoch ``epoch``, in order."""
         total = len(self.source)
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(total) if self.shuffle else np.arange(total)
+        order = np.random.default_rng([self.seed, epoch]).permutation(total) if self.shuffle else np.arange(total)
         if self.even_shares:
             order = order[: total - total % self.world_size]
         return order[self.rank :: self.world_size]
@@ -140,12 +139,14 @@ class ExampleStream(torch.utils.data.IterableDataset):
             raise TypeError("A streaming source has no length.")
         return len(self.rank_indices())
 
-    def _map_style_batches(self, worker: int, workers: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-        """This worker's batches of the epoch: ``(batch number, examples)``, each read as one Arrow batch."""
-        indices = self.rank_indices()
+    def _map_style_batches(
+        self, part: EpochPart, worker: int, workers: int
+    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """This worker's batches of ``part``: ``(batch number, examples)``, each read as one Arrow batch."""
+        indices = self.rank_indices(part.epoch)
         columns = self.source.select_columns(["image", "label"])
-        count = len(indices) // self.batch_size if self.drop_last else -(-len(indices) // self.batch_size)
-        for batch in range(self.skip_batches + worker, count, workers):
+        count = len(indices) // self.batch_size if part.drop_last else -(-len(indices) // self.batch_size)
+        for batch in range(part.skip_batches + worker, count, workers):
             rows = indices[batch * self.batch_size : (batch + 1) * self.batch_size].tolist()
             table = columns[rows]
             yield (
@@ -156,16 +157,18 @@ class ExampleStream(torch.utils.data.IterableDataset):
                 ],
             )
 
-    def _streamed_batches(self, worker: int, workers: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    def _streamed_batches(
+        self, part: EpochPart, worker: int, workers: int
+    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
         """This worker's examples of a streaming source in groups of ``batch_size``, numbered apart from
         other workers' groups."""
         stream = self.source
         if self.shuffle:
             stream = stream.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
-        stream.set_epoch(self.epoch)
+        stream.set_epoch(part.epoch)
         if self.world_size > 1:
             stream = split_dataset_by_node(stream, rank=self.rank, world_size=self.world_size)
-        skip = len(range(worker, self.skip_batches, workers))
+        skip = len(range(worker, part.skip_batches, workers))
         group: list[dict[str, Any]] = []
         number = skip
         for position, example in enumerate(stream):
@@ -175,14 +178,14 @@ class ExampleStream(torch.utils.data.IterableDataset):
             if len(group) == self.batch_size:
                 yield worker * 2**32 + number, group
                 group, number = [], number + 1
-        if group and not self.drop_last:
+        if group and not part.drop_last:
             yield worker * 2**32 + number, group
 
-    def _replacements(self, count: int, seed: int, batch: list[int]) -> Iterator[dict[str, Any]]:
-        """Up to ``count`` x :data:`TOP_UP_TRIES` distinct examples of this rank's epoch share outside
-        ``batch`` (its rows), drawn with ``seed`` (the batch's): what tops up a training batch that
-        lost unreadable images."""
-        candidates = np.setdiff1d(self.rank_indices(), batch)
+    def _replacements(self, count: int, seed: int, batch: list[int], epoch: int) -> Iterator[dict[str, Any]]:
+        """Up to ``count`` x :data:`TOP_UP_TRIES` distinct examples of this rank's share of ``epoch``
+        outside ``batch`` (its rows), drawn with ``seed`` (the batch's): what tops up a training batch
+        that lost unreadable images."""
+        candidates = np.setdiff1d(self.rank_indices(epoch), batch)
         rng = np.random.default_rng(seed)
         rows = rng.choice(candidates, size=min(len(candidates), count * TOP_UP_TRIES), replace=False).tolist()
         table = self.source.select_columns(["image", "label"])[rows]
@@ -205,9 +208,10 @@ class ExampleStream(torch.utils.data.IterableDataset):
             transformed.append((*item, example["_index"]) if self.with_index else item)
         return transformed, skipped
 
-    def _transformed_batches(self) -> Iterator[list[tuple[Any, ...]]]:
-        """This rank's (and DataLoader worker's) batches of the epoch, each a list of transformed
-        examples. An unreadable image is skipped and counted; in a training epoch (``drop_last``, a
+    def _transformed_batches(self, part: EpochPart) -> Iterator[tuple[list[tuple[Any, ...]], int]]:
+        """This rank's (and DataLoader worker's) batches of ``part``, each a list of transformed
+        examples with the number of unreadable images skipped in it. An unreadable image is skipped
+        and counted; in a training epoch (``drop_last``, a
         map-style source) its place is taken by another image of the rank's share drawn from the
         batch's seed, so that every batch is full on every rank (BatchNorm, shuffle-BN groups and
         mixup pairs get the sizes they need, ranks stay in step, resume stays exact); elsewhere the
@@ -216,57 +220,62 @@ class ExampleStream(torch.utils.data.IterableDataset):
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         batches = self._streamed_batches if self.is_streaming else self._map_style_batches
         skipped = replaced = 0
-        for number, examples in batches(worker, workers):
-            seed = int(np.random.SeedSequence([self.seed, self.epoch, self.rank, number]).generate_state(1)[0])
+        for number, examples in batches(part, worker, workers):
+            seed = int(np.random.SeedSequence([self.seed, part.epoch, self.rank, number]).generate_state(1)[0])
             with _seeded_rngs(seed, restore=info is None):
                 transformed, unreadable = self._transform(iter(examples), len(examples))
                 skipped += unreadable
                 missing = len(examples) - len(transformed)
-                if missing and self.drop_last and not self.is_streaming:
+                if missing and part.drop_last and not self.is_streaming:
                     # An unreadable candidate is counted where its own batch reads it (or not at all
                     # when it lies in the epoch's dropped tail), not here.
                     rows = [example["_index"] for example in examples]
-                    extra, _ = self._transform(self._replacements(missing, seed, rows), missing)
+                    extra, _ = self._transform(self._replacements(missing, seed, rows, part.epoch), missing)
                     transformed += extra
                     replaced += len(extra)
-            yield transformed
-        self.skipped_images += skipped
+            yield transformed, unreadable
         if skipped:
             logger.warning(
                 "Skipped %d unreadable image(s) (corrupt or truncated) in epoch %d on rank %d%s.",
                 skipped,
-                self.epoch,
+                part.epoch,
                 self.rank,
                 f"; {replaced} other image(s) of the epoch took their places in full batches" if replaced else "",
             )
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        """The transformed examples ``(image, label[, index])`` one by one."""
-        for transformed in self._transformed_batches():
+        """The transformed examples ``(image, label[, index])`` of epoch 0 one by one (unreadable
+        images skipped and added to ``skipped_images``)."""
+        for transformed, skipped in self._transformed_batches(EpochPart(epoch=0)):
+            self.skipped_images += skipped
             yield from transformed
 
-    def batches(self) -> Iterator[Any]:
-        """The collated batches (images ``(B, ...)``, labels ``(B,)``[, indices ``(B,)``]): one per batch
-        of the epoch's order, so that a batch never takes examples of the next one when an image was
-        skipped, and resuming after ``k`` batches stays exact whatever the number of workers. A batch
-        whose every image was unreadable is ``None``, so that it still counts as a batch done."""
-        for transformed in self._transformed_batches():
-            yield default_collate(transformed) if transformed else None
+    def batches(self, part: EpochPart) -> Iterator[tuple[Any, int]]:
+        """The collated batches of ``part`` (images ``(B, ...)``, labels ``(B,)``[, indices ``(B,)``]),
+        each with its count of unreadable images skipped: one per batch of the epoch's order, so that
+        a batch never takes examples of the next one when an image was skipped, and resuming after
+        ``k`` batches stays exact whatever the number of workers. A batch whose every image was
+        unreadable is ``None``, so that it still counts as a batch done."""
+        for transformed, skipped in self._transformed_batches(part):
+            yield (default_collate(transformed) if transformed else None), skipped
 
 
 class _CollatedBatches(torch.utils.data.IterableDataset):
-    """The collated batches of an :class:`ExampleStream`, for a DataLoader that does not batch again."""
+    """The collated batches of one :class:`EpochPart` of an :class:`ExampleStream`, for a DataLoader
+    that does not batch again."""
 
-    def __init__(self, stream: ExampleStream) -> None:
+    def __init__(self, stream: ExampleStream, part: EpochPart) -> None:
         super().__init__()
-        self.stream = stream
+        self.stream, self.part = stream, part
 
-    def __iter__(self) -> Iterator[Any]:
-        return self.stream.batches()
+    def __iter__(self) -> Iterator[tuple[Any, int]]:
+        return self.stream.batches(self.part)
 
 
 class ResumableLoader:
-    """Batches of an :class:`ExampleStream` with an iteration state ``{epoch, batches_done}``.
+    """Batches of an :class:`ExampleStream` with an iteration state ``{epoch, batches_done}``: the one
+    owner of the epoch and batch position (the stream is told which part of which epoch to read).
+    ``skipped_images`` counts the unreadable images of every batch it yielded (from every worker).
 
     Each complete pass moves on to the next epoch (a new order). ``prefetch_factor`` bounds the
     batches each worker prepares ahead (DataLoader's default, 2, when ``None``); ``pin_memory``
@@ -294,6 +303,7 @@ class ResumableLoader:
         self.prefetch_factor = prefetch_factor
         self.epoch = 0
         self.batches_done = 0
+        self.skipped_images = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` from its first batch."""
@@ -316,9 +326,9 @@ class ResumableLoader:
 
     def __iter__(self) -> Iterator[Any]:
         """Yield the remaining batches of the current epoch (collated: images ``(B, 3, H, W)``, labels ``(B,)``)."""
-        self.stream.set_epoch(self.epoch, skip_batches=self.batches_done, drop_last=self.drop_last)
+        part = EpochPart(self.epoch, skip_batches=self.batches_done, drop_last=self.drop_last)
         loader = DataLoader(
-            _CollatedBatches(self.stream),
+            _CollatedBatches(self.stream, part),
             batch_size=None,
             num_workers=self.num_workers,
             persistent_workers=False,
@@ -326,8 +336,9 @@ class ResumableLoader:
             prefetch_factor=self.prefetch_factor if self.num_workers > 0 else None,
         )
         yielded = 0
-        for batch in loader:
+        for batch, skipped in loader:
             self.batches_done += 1
+            self.skipped_images += skipped
             if batch is None:
                 continue
             yielded += 1

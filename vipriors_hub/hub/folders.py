@@ -38,16 +38,18 @@ _SOURCE_KEYS = {"url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "so
 
 
 def pretrained_cfg_for(architecture: str, tag: str, resolution: int, **overrides: Any) -> dict[str, Any]:
-    """The family's pretrained cfg of ``architecture.tag`` for a model trained at ``resolution`` px."""
+    """The family's pretrained cfg of ``architecture.tag`` for a model trained at ``resolution`` px (its
+    ``pool_size`` from the member's output stride, as its registered cfg declares it)."""
     cfg = {
         key: value
         for key, value in timm.models.get_pretrained_cfg(f"{architecture}.{tag}").to_dict().items()
         if key not in _SOURCE_KEYS
     }
+    reduction = cfg["input_size"][-1] // cfg["pool_size"][-1]
     cfg.update(
         input_size=(3, resolution, resolution),
         test_input_size=(3, resolution, resolution),
-        pool_size=(max(1, resolution // 32),) * 2,
+        pool_size=(max(1, resolution // reduction),) * 2,
         **overrides,
     )
     return cfg

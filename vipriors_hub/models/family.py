@@ -8,10 +8,13 @@ Every member has two pretrained tags, one per phase of the method:
   (``num_classes=0``), for feature extraction, linear probes and as the phase-2 starting point.
 
 A member is one file of this package that builds the model with timm's builder, declares itself
-with :func:`add_member` (its plain-timm twin, so exported checkpoints load without this package)
-and passes :func:`pretrained_cfgs` to ``generate_default_cfgs``; nothing here names a network.
+with :func:`add_member` (its plain-timm twin, so exported checkpoints load without this package,
+and its model class, whose constructor says which options it takes) and passes
+:func:`pretrained_cfgs` (with its output stride) to ``generate_default_cfgs``; nothing here names a
+network.
 """
 
+import inspect
 from typing import Any
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, ImageNetInfo
@@ -24,6 +27,7 @@ __all__ = [
     "TAG_RESOLUTIONS",
     "TIMM_EQUIVALENTS",
     "add_member",
+    "constructor_takes",
     "hub_repo_id",
     "pretrained_cfgs",
 ]
@@ -50,12 +54,24 @@ def hub_repo_id(architecture: str, tag: str) -> str:
     return f"{HUB_ORGANIZATION}/{architecture}.{tag}"
 
 
-def add_member(architecture: str, timm_name: str, timm_args: dict[str, Any] | None = None) -> None:
-    """Declare ``architecture`` a member whose weights are those of timm's ``timm_name(**timm_args)``."""
+_MODEL_CLASSES: dict[str, type] = {}
+
+
+def add_member(architecture: str, model_class: type, timm_name: str, timm_args: dict[str, Any] | None = None) -> None:
+    """Declare ``architecture`` a member built as ``model_class`` whose weights are those of timm's
+    ``timm_name(**timm_args)``."""
     TIMM_EQUIVALENTS[architecture] = (timm_name, dict(timm_args or {}))
+    _MODEL_CLASSES[architecture] = model_class
 
 
-def _cfg(architecture: str, tag: str, classifier: str, first_conv: str) -> dict[str, Any]:
+def constructor_takes(architecture: str, argument: str) -> bool:
+    """Whether the model class of the member ``architecture`` takes ``argument`` (e.g. ``zero_init_last``);
+    ``False`` for an architecture outside the family."""
+    model_class = _MODEL_CLASSES.get(architecture)
+    return model_class is not None and argument in inspect.signature(model_class.__init__).parameters
+
+
+def _cfg(architecture: str, tag: str, classifier: str, first_conv: str, reduction: int) -> dict[str, Any]:
     resolution = TAG_RESOLUTIONS[tag]
     phase = (
         "phase-2 self-distilled student, 1000-class VIPriors ImageNet classifier"
@@ -68,7 +84,7 @@ def _cfg(architecture: str, tag: str, classifier: str, first_conv: str) -> dict[
         "label_names": tuple(ImageNetInfo().label_names()) if tag == "student" else None,
         "input_size": (3, resolution, resolution),
         "test_input_size": (3, resolution, resolution),
-        "pool_size": (resolution // 32, resolution // 32),
+        "pool_size": (resolution // reduction, resolution // reduction),
         "crop_pct": 0.875,
         "interpolation": "bilinear",
         "mean": IMAGENET_DEFAULT_MEAN,
@@ -82,8 +98,14 @@ def _cfg(architecture: str, tag: str, classifier: str, first_conv: str) -> dict[
     }
 
 
-def pretrained_cfgs(architectures: list[str], classifier: str, first_conv: str) -> dict[str, dict[str, Any]]:
-    """``{"ARCH.TAG": cfg}`` for every tag of ``architectures`` (the input of timm's ``generate_default_cfgs``)."""
+def pretrained_cfgs(
+    architectures: list[str], classifier: str, first_conv: str, reduction: int
+) -> dict[str, dict[str, Any]]:
+    """``{"ARCH.TAG": cfg}`` for every tag of ``architectures`` (the input of timm's
+    ``generate_default_cfgs``); ``reduction`` is the members' output stride (the last entry of their
+    ``feature_info``), which sets each cfg's ``pool_size``."""
     return {
-        f"{arch}.{tag}": _cfg(arch, tag, classifier, first_conv) for arch in architectures for tag in PRETRAINED_TAGS
+        f"{arch}.{tag}": _cfg(arch, tag, classifier, first_conv, reduction)
+        for arch in architectures
+        for tag in PRETRAINED_TAGS
     }

@@ -14,7 +14,7 @@ from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from ..errors import PretrainedWeightsUnavailableError
 from .family import add_member, pretrained_cfgs
 
-__all__ = ["RESNET_MEMBERS"]
+__all__ = ["OUTPUT_STRIDE", "RESNET_MEMBERS"]
 
 RESNET_MEMBERS: dict[str, tuple[str, dict[str, Any]]] = {
     "vipriors_resnet_tiny": ("resnet18", {"layers": [1, 1, 1, 1], "channels": [32, 64, 128, 256]}),
@@ -26,9 +26,14 @@ RESNET_MEMBERS: dict[str, tuple[str, dict[str, Any]]] = {
 """The members defined here: ``name -> (plain timm name, model_args)`` with identical weights."""
 
 for _name, (_timm_name, _timm_args) in RESNET_MEMBERS.items():
-    add_member(_name, _timm_name, _timm_args)
+    add_member(_name, ResNet, _timm_name, _timm_args)
 
-default_cfgs = generate_default_cfgs(pretrained_cfgs(list(RESNET_MEMBERS), classifier="fc", first_conv="conv1"))
+OUTPUT_STRIDE = 32
+"""The reduction of a timm ResNet's last stage (its ``feature_info[-1]["reduction"]``; a test checks it)."""
+
+default_cfgs = generate_default_cfgs(
+    pretrained_cfgs(list(RESNET_MEMBERS), classifier="fc", first_conv="conv1", reduction=OUTPUT_STRIDE)
+)
 
 
 def _create_vipriors_resnet(variant: str, pretrained: bool = False, **kwargs: Any) -> ResNet:

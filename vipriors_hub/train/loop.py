@@ -86,6 +86,7 @@ def fit(
             write the disk refused (the last complete checkpoint is kept).
         RunPreempted: a stop signal arrived; the checkpoint it names continues with ``--resume``.
     """
+    data_config.refuse_streamed_splits("training")
     accelerator, settings, resume_from = start_run(settings, data_config.seed)
     output = Path(settings.output)
     data, failure = None, None

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import Tensor, nn
 
+from ..models.family import constructor_takes
+
 __all__ = [
     "KeyQueue",
     "build_key_encoder",
@@ -28,10 +30,12 @@ def build_query_encoder(architecture: str, projection_dim: int = 128, **model_kw
     Returns ``nn.Sequential(backbone, head)``: images ``(B, 3, H, W)`` -> embeddings ``(B, projection_dim)``
     (not normalised). The head is ``Linear(F, F) - ReLU - Linear(F, projection_dim)`` with ``F`` the
     backbone's ``num_features``. As in MoCo, the last BatchNorm of each residual branch starts at
-    one, not at timm's zero (``zero_init_last=False``): with zero-initialised branches all images
-    start with nearly the same embedding and the contrastive task barely gets going on small data.
+    one, not at timm's zero (``zero_init_last=False``, for members whose constructor takes it):
+    with zero-initialised branches all images start with nearly the same embedding and the
+    contrastive task barely gets going on small data.
     """
-    model_kwargs.setdefault("zero_init_last", False)
+    if constructor_takes(architecture, "zero_init_last"):
+        model_kwargs.setdefault("zero_init_last", False)
     backbone = timm.create_model(architecture, num_classes=0, **model_kwargs)
     width = backbone.num_features
     head = nn.Sequential(nn.Linear(width, width), nn.ReLU(inplace=True), nn.Linear(width, projection_dim))
