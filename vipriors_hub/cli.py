@@ -9,10 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from .config import field_type, primary_flag, read_config_section
-from .data import DataConfig, describe, load_data
+from .data.settings import DataConfig
+from .demo_settings import DemoConfig
 from .errors import EXIT_PREEMPTED, RunPreempted, VipriorsError
+from .eval_settings import EvaluateConfig, TeacherEvalConfig
 from .hub.settings import ConvertConfig, ExportConfig, PushConfig
-from .models import family_table
+from .train.student_settings import StudentConfig
+from .train.teacher_settings import TeacherConfig
 from .version import __version__
 
 
@@ -72,11 +75,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class: type, ti
             _add_field_argument(group, field)
     for arm in arms:
         arm_group = parser.add_argument_group(f"{arm.name}: {arm.metadata['help']}")
-        defaults = arm.default_factory()
         for field in dataclasses.fields(field_type(arm)):
             if field.name not in arm.metadata["owned"] and not field.metadata.get("action"):
                 extra = arm.metadata["aliases"].get(field.name, ())
-                _add_field_argument(arm_group, field, arm.name, extra, getattr(defaults, field.name))
+                default = arm.metadata["defaults"].get(field.name, field.default)
+                _add_field_argument(arm_group, field, arm.name, extra, default)
 
 
 def resolve_config(args: argparse.Namespace, config_class: type, section: str) -> Any:
@@ -106,6 +109,8 @@ def data_config_from_args(args: argparse.Namespace) -> DataConfig:
 
 
 def _run_models(args: argparse.Namespace) -> int:
+    from .models import family_table
+
     rows = family_table()
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -120,6 +125,8 @@ def _run_models(args: argparse.Namespace) -> int:
 
 
 def _run_data_info(args: argparse.Namespace) -> int:
+    from .data import describe, load_data
+
     report = describe(load_data(data_config_from_args(args)))
     if args.json:
         print(json.dumps(report, indent=2))
@@ -131,7 +138,7 @@ def _run_data_info(args: argparse.Namespace) -> int:
 
 
 def _run_train_teacher(args: argparse.Namespace) -> int:
-    from .train.teacher import TeacherConfig, train_teacher
+    from .train.teacher import train_teacher
 
     result = train_teacher(resolve_config(args, TeacherConfig, "train"), data_config_from_args(args))
     print(f"Teacher written to {result.final}")
@@ -139,7 +146,7 @@ def _run_train_teacher(args: argparse.Namespace) -> int:
 
 
 def _run_eval_teacher(args: argparse.Namespace) -> int:
-    from .evaluate import TeacherEvalConfig, evaluate_teacher
+    from .evaluate import evaluate_teacher
 
     results = evaluate_teacher(resolve_config(args, TeacherEvalConfig, "eval"), data_config_from_args(args))
     print(
@@ -151,7 +158,7 @@ def _run_eval_teacher(args: argparse.Namespace) -> int:
 
 
 def _run_train_student(args: argparse.Namespace) -> int:
-    from .train.student import StudentConfig, train_student
+    from .train.student import train_student
 
     result = train_student(resolve_config(args, StudentConfig, "train"), data_config_from_args(args))
     print(f"Student written to {result.final}")
@@ -159,7 +166,7 @@ def _run_train_student(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import EvaluateConfig, evaluate_students
+    from .evaluate import evaluate_students
 
     config = resolve_config(args, EvaluateConfig, "evaluate")
     results = evaluate_students(config, data_config_from_args(args))
@@ -202,7 +209,7 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .demo import DemoConfig, run_demo
+    from .demo import run_demo
 
     config = resolve_config(args, DemoConfig, "demo")
     results = run_demo(config)
@@ -249,8 +256,6 @@ def build_parser() -> argparse.ArgumentParser:
     data_info.add_argument("--json", action="store_true", help="print machine-readable JSON")
     data_info.set_defaults(run=_run_data_info)
 
-    from .train.teacher import TeacherConfig
-
     teacher = commands.add_parser(
         "train-teacher", help="phase 1: MoCo v2 + margin loss teacher (also under accelerate launch -m vipriors_hub)"
     )
@@ -259,15 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(teacher, TeacherConfig, "teacher")
     teacher.set_defaults(run=_run_train_teacher)
 
-    from .train.student import StudentConfig
-
     student = commands.add_parser("train-student", help="phase 2: distil the teacher into a student classifier")
     student.add_argument("--config", help="YAML file with data: and train: sections (e.g. a run's config.yaml)")
     add_data_arguments(student)
     add_config_arguments(student, StudentConfig, "student")
     student.set_defaults(run=_run_train_student)
-
-    from .evaluate import TeacherEvalConfig
 
     eval_teacher = commands.add_parser("eval-teacher", help="kNN and linear probe on a teacher's frozen features")
     eval_teacher.add_argument("--config", help="YAML file with data: and eval: sections")
@@ -275,15 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(eval_teacher, TeacherEvalConfig, "evaluation")
     eval_teacher.set_defaults(run=_run_eval_teacher)
 
-    from .evaluate import EvaluateConfig
-
     evaluate = commands.add_parser("evaluate", help="top-1/top-5 of a student or an ensemble; submission CSV")
     evaluate.add_argument("--config", help="YAML file with data: and evaluate: sections")
     add_config_arguments(evaluate, EvaluateConfig, "evaluation")
     add_data_arguments(evaluate)
     evaluate.set_defaults(run=_run_evaluate)
-
-    from .demo import DemoConfig
 
     demo = commands.add_parser("demo", help="the whole method on Fashion-MNIST (shipped), offline, on CPU")
     add_config_arguments(demo, DemoConfig, "demo")

@@ -15,10 +15,10 @@ import numpy as np
 from PIL import Image
 
 from ..errors import VipriorsError
+from .settings import DEFAULT_FASHION_MNIST_DIR
 
 __all__ = ["FASHION_MNIST_CLASSES", "DEFAULT_FASHION_MNIST_DIR", "read_idx", "select_per_class", "fashion_mnist_splits"]
 
-DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
     "Trouser",

@@ -1,4 +1,4 @@
-"""The data settings every subcommand shares, and the sources they select.
+"""The sources the data settings (:mod:`vipriors_hub.data.settings`) select.
 
 Every source gives the same schema: splits ``train``, ``val`` (when there is one) and ``test``, with
 columns ``image`` (``datasets.Image(decode=False)``: raw bytes or a path, decoded later) and
@@ -7,72 +7,22 @@ columns ``image`` (``datasets.Image(decode=False)``: raw bytes or a path, decode
 
 import errno
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 
-from ..config import check_settings
 from ..errors import VipriorsError
 from ..outputs import write_failure
-from .fashion_mnist import DEFAULT_FASHION_MNIST_DIR, fashion_mnist_splits, select_per_class
+from .fashion_mnist import fashion_mnist_splits, select_per_class
 from .images import UnreadableImageError, decode_rgb
+from .settings import DATASETS, DEFAULT_FASHION_MNIST_DIR, DEFAULT_IMAGENET_HUB_ID, DataConfig
 from .split_lists import load_split_lists
-from .vipriors import DEFAULT_IMAGENET_HUB_ID, vipriors_splits
+from .vipriors import vipriors_splits
 
 __all__ = ["DATASETS", "DataConfig", "DataSplits", "describe", "load_data"]
 
-DATASETS = ("vipriors", "fashion-mnist", "imagefolder", "parquet", "hub")
 _SPLIT_NAMES = {"train": "train", "validation": "val", "val": "val", "valid": "val", "test": "test"}
-
-
-@dataclass
-class DataConfig:
-    """Which data to use; the same fields on every subcommand (``--dataset``, ``--data-dir``, ...)."""
-
-    dataset: str = field(default="vipriors", metadata={"help": "the source", "choices": DATASETS})
-    data_dir: str | None = field(
-        default=None,
-        metadata={
-            "help": "vipriors: local ImageNet / toolkit folder / parquet shards (none: stream the Hub); "
-            f"fashion-mnist: the IDX files ({DEFAULT_FASHION_MNIST_DIR}); imagefolder / parquet: the folder"
-        },
-    )
-    split_lists: str | None = field(
-        default=None, metadata={"help": "folder with the VIPriors train/val/test.pickle (none: download, cache)"}
-    )
-    per_class: int | None = field(default=None, metadata={"help": "training images per class, val included", "min": 1})
-    val_per_class: int | None = field(
-        default=None, metadata={"help": "of --per-class, held out for validation", "min": 0}
-    )
-    seed: int = field(
-        default=0, metadata={"help": "seed of the data selection and of training", "min": 0, "max": 2**32 - 1}
-    )
-    hub_id: str | None = field(
-        default=None, metadata={"help": f"Hub dataset (hub), or ImageNet for vipriors ({DEFAULT_IMAGENET_HUB_ID})"}
-    )
-    streaming: bool = field(default=False, metadata={"help": "stream the source instead of downloading it"})
-    image_column: str = field(default="image", metadata={"help": "image column of the source"})
-    label_column: str = field(default="label", metadata={"help": "label column of the source"})
-    cache_dir: str | None = field(default=None, metadata={"help": "datasets cache folder (none: HF_DATASETS_CACHE)"})
-
-    def __post_init__(self) -> None:
-        check_settings(self)
-
-    def refuse_streamed_splits(self, command: str) -> None:
-        """Refuse, before anything is loaded or written, a source whose splits would be streamed: the
-        trainers and evaluations read splits by index (a new order every epoch, exact resume, the
-        rows of predictions), which a stream cannot give. The VIPriors subset streams ImageNet only
-        to select its images, then keeps them: it is not refused.
-
-        Raises:
-            VipriorsError: ``--streaming`` with a source other than ``vipriors``.
-        """
-        if self.streaming and self.dataset != "vipriors":
-            raise VipriorsError(
-                f"--streaming: {command} reads its splits by index (a new order every epoch, exact resume), which "
-                "a streamed source cannot give; drop --streaming (the source is then downloaded and cached once)."
-            )
 
 
 @dataclass

@@ -18,6 +18,7 @@ from timm.data.transforms import MaybeToTensor, RandomResizedCropAndInterpolatio
 from torchvision import transforms
 
 from ..errors import VipriorsError
+from .settings import CIFAR10_POLICY
 
 __all__ = [
     "CIFAR10_POLICY",
@@ -117,10 +118,6 @@ def moco_v2_transform(resolution: int, data_config: dict[str, Any]) -> TwoCrops:
             ]
         )
     )
-
-
-CIFAR10_POLICY = "cifar10"
-"""``--aa cifar10``: torchvision's AutoAugment CIFAR-10 policy, the policy of the original code."""
 
 
 def student_train_transform(

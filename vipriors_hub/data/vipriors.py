@@ -27,13 +27,13 @@ from pathlib import Path
 import datasets
 
 from ..errors import VipriorsError
+from .settings import DEFAULT_IMAGENET_HUB_ID
 from .split_lists import SplitEntry, VipriorsSplitLists, image_stem
 
 __all__ = ["DEFAULT_IMAGENET_HUB_ID", "vipriors_splits"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_IMAGENET_HUB_ID = "ILSVRC/imagenet-1k"
 _IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 _TOOLKIT_TEST = re.compile(r"^img_(\d+)$")
 # VIPriors split -> ImageNet split it is drawn from, as named by the Hub dataset.

@@ -7,12 +7,9 @@ from torch import Tensor, nn
 from ..errors import VipriorsError
 from ..losses import OFDLoss
 from ..models import forward_pre_relu_features, pre_relu_batchnorms, stage_channels
+from .student_settings import TEACHER_BN_MODES
 
 __all__ = ["TEACHER_BN_MODES", "FrozenTeacher", "StudentWithConnectors", "student_from_teacher"]
-
-TEACHER_BN_MODES = ("eval", "train")
-"""How the frozen teacher's BatchNorm normalises: ``eval`` with its running statistics, ``train``
-with each batch's statistics (the original code and OFD's)."""
 
 
 class FrozenTeacher(nn.Module):

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import accelerate.utils
 import numpy as np
 import torch
 from accelerate import Accelerator
@@ -15,7 +16,7 @@ from ..outputs import check_run_destination
 from .consensus import raise_on_any
 from .run_folder import resume_checkpoint_path
 from .run_lock import RunLock
-from .settings import TARGET_EFFECTIVE_BATCH, TRACKERS, TrainSettings
+from .settings import TARGET_EFFECTIVE_BATCH, TrainSettings
 
 __all__ = [
     "check_tracker",
@@ -32,10 +33,9 @@ __all__ = [
 
 def check_tracker(report_to: str) -> str | None:
     """The accelerate tracker to log with (``None`` for ``none``), refusing one that is not installed."""
-    available, package = TRACKERS[report_to]
-    if not available():
+    if report_to != "none" and not getattr(accelerate.utils, f"is_{report_to}_available")():
         raise VipriorsError(
-            f"--report-to {report_to}: {package} is not installed. Install it (pip install {package}) "
+            f"--report-to {report_to}: {report_to} is not installed. Install it (pip install {report_to}) "
             "or pass --report-to none (metrics.jsonl is always written)."
         )
     return None if report_to == "none" else report_to

@@ -1,11 +1,11 @@
-"""The settings every training run shares (timm's flag names), each validated where it is declared."""
+"""The settings every training run shares (timm's flag names), each validated where it is declared.
+
+Light to import (timm loads only to check an optimizer or model name): the command line builds its
+flags from these classes before anything heavy is imported.
+"""
 
 from dataclasses import dataclass, field
 from typing import Any
-
-import timm
-import timm.optim
-from accelerate.utils import is_comet_ml_available, is_mlflow_available, is_tensorboard_available, is_wandb_available
 
 from ..config import check_settings
 from ..errors import VipriorsError
@@ -24,13 +24,8 @@ __all__ = [
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LATEST_CHECKPOINT = "latest"
-TRACKERS = {
-    "tensorboard": (is_tensorboard_available, "tensorboard"),
-    "wandb": (is_wandb_available, "wandb"),
-    "mlflow": (is_mlflow_available, "mlflow"),
-    "comet_ml": (is_comet_ml_available, "comet_ml"),
-    "none": (lambda: True, ""),
-}
+TRACKERS = ("tensorboard", "wandb", "mlflow", "comet_ml", "none")
+"""accelerate's trackers (``--report-to``); each but ``none`` needs its package installed."""
 
 
 TARGET_EFFECTIVE_BATCH = 256
@@ -88,7 +83,7 @@ class RunSettings:
     cpu: bool = field(default=False, metadata={"help": "train on CPU even if a GPU is present"})
     report_to: str = field(
         default="tensorboard",
-        metadata={"help": "accelerate tracker (none: metrics.jsonl only)", "choices": tuple(TRACKERS)},
+        metadata={"help": "accelerate tracker (none: metrics.jsonl only)", "choices": TRACKERS},
     )
     resume: str | None = field(
         default=None,
@@ -160,6 +155,8 @@ class TrainSettings(RunSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        import timm.optim
+
         if self.opt not in timm.optim.list_optimizers():
             raise VipriorsError(
                 f"--opt {self.opt!r}: not a timm optimizer; choose one of timm.optim.list_optimizers() "
@@ -167,10 +164,10 @@ class TrainSettings(RunSettings):
             )
 
 
-# Settings a resumption may change (recorded in OUTPUT/history.jsonl); every other one must match.
-# ``output`` is the run folder itself, whatever its spelling or location.
 def check_architecture(name: str) -> None:
     """Refuse a model name that is not a member of the family, listing the members."""
+    import timm
+
     family = timm.list_models("vipriors_*")
     if name not in family:
         raise VipriorsError(f"--model {name}: not a member of the family. Choose one of: {', '.join(family)}.")

@@ -7,7 +7,6 @@ teacher it is the plain supervised baseline.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,62 +17,20 @@ from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from torch import Tensor, nn
 
-from ..data import CIFAR10_POLICY, DataConfig, DataSplits, check_auto_augment, student_train_transform
+from ..data import DataConfig, DataSplits, student_train_transform
 from ..errors import VipriorsError
 from ..evaluate import validation_scores
 from ..hub import family_architecture, load_model_folder, write_run_model
 from ..losses import partial_l2
-from .distill import TEACHER_BN_MODES, FrozenTeacher, StudentWithConnectors, student_from_teacher
+from .distill import FrozenTeacher, StudentWithConnectors, student_from_teacher
 from .loop import fit, write_model_folder_of
 from .phase import RunContext, StepOutput, StepPosition, TrainingPhase
 from .result import FitResult
 from .run_folder import document
-from .settings import TrainSettings, check_architecture, phase_default
+from .settings import check_architecture
+from .student_settings import StudentConfig
 
 __all__ = ["StudentConfig", "StudentPhase", "train_student"]
-
-
-@dataclass
-class StudentConfig(TrainSettings):
-    """Phase-2 settings; defaults are the paper's (448 px, 100 epochs, OFD weight 1e-4, step schedule)."""
-
-    output: str = phase_default(TrainSettings, "output", "runs/student")
-    teacher: str | None = field(default=None, metadata={"help": "teacher folder (train-teacher OUTPUT/final)"})
-    architecture: str | None = phase_default(TrainSettings, "architecture", None)
-    init: str = field(default="teacher", metadata={"help": "start from", "choices": ("teacher", "scratch")})
-    resolution: int = phase_default(TrainSettings, "resolution", 448)
-    batch_size: int = phase_default(TrainSettings, "batch_size", 64)
-    schedule: str = phase_default(TrainSettings, "schedule", "step")
-    no_distill_epochs: int = field(default=5, metadata={"help": "first epochs with cross-entropy only", "min": 0})
-    distill_weight: float = field(default=1e-4, metadata={"help": "OFD loss weight; 0: no distillation", "min": 0})
-    teacher_bn: str = field(
-        default="eval", metadata={"help": "frozen teacher's BatchNorm statistics", "choices": TEACHER_BN_MODES}
-    )
-    label_smoothing: float = field(
-        default=0.1,
-        metadata={"help": "label smoothing", "min": 0, "below": 1, "flags": ("--smoothing", "--label-smoothing")},
-    )
-    auto_augment: str | None = field(
-        default="original",
-        metadata={
-            "help": f"AutoAugment policy: a timm policy (original, rand-m9-mstd0.5, ...), {CIFAR10_POLICY} "
-            "(torchvision's, the original code's) or none",
-            "flags": ("--aa",),
-            "switches": {"--auto-augment": "original", "--no-auto-augment": None},
-            "metavar": "POLICY",
-        },
-    )
-    reprob: float = field(default=0.0, metadata={"help": "random erasing probability (cutout)", "min": 0, "max": 1})
-    mixup: float = field(default=0.0, metadata={"help": "mixup alpha (0: off)", "min": 0})
-    cutmix: float = field(default=0.0, metadata={"help": "cutmix alpha (0: off)", "min": 0})
-    compile_loss: bool = field(default=False, metadata={"help": "torch.compile the OFD distance (GPU: ~3x faster)"})
-
-    def __post_init__(self) -> None:
-        self.auto_augment = None if self.auto_augment in ("none", "") else self.auto_augment
-        super().__post_init__()
-        check_auto_augment(self.auto_augment)
-        if (self.mixup or self.cutmix) and self.batch_size % 2:
-            raise VipriorsError(f"--mixup/--cutmix mix pairs of images: --batch-size {self.batch_size} must be even.")
 
 
 class StudentPhase(TrainingPhase):
