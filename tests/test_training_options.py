@@ -117,3 +117,25 @@ def test_package_exposes_the_trainers_and_evaluation_lazily() -> None:
     assert PublicStudentConfig is StudentConfig and callable(evaluate.evaluate_students)
     with pytest.raises(AttributeError, match="no attribute 'train_everything'"):
         vipriors_hub.train_everything  # noqa: B018
+
+
+def test_one_seed_sets_training_and_the_draw_and_each_can_be_set_apart(tmp_path: Path) -> None:
+    from vipriors_hub.cli import data_config_from_args
+    from vipriors_hub.train.run import resolve_seeds
+
+    def seeds(flags: str, command: str = "train-student") -> tuple[int | None, int | None]:
+        args = build_parser().parse_args([command, *flags.split()])
+        settings, data = resolve_seeds(resolve_config(args, StudentConfig, "train"), data_config_from_args(args))
+        return settings.seed, data.seed
+
+    assert seeds("--seed 3") == (3, 3)  # as before: one --seed for the draw and for training
+    assert seeds("--seed 3 --data-seed 5") == (3, 5)
+    assert seeds("--data-seed 5") == (5, 5)
+    assert seeds("") == (0, 0)
+    # a config.yaml of an earlier version: the seed in its data section only
+    old = tmp_path / "config.yaml"
+    old.write_text(yaml.safe_dump({"data": {"dataset": "fashion-mnist", "seed": 7}, "train": {"epochs": 2}}))
+    assert seeds(f"--config {old}") == (7, 7)
+    # where nothing trains, --seed is the data seed it always was
+    evaluate = build_parser().parse_args(["evaluate", "--checkpoint", "s", "--seed", "4"])
+    assert data_config_from_args(evaluate).seed == 4

@@ -27,17 +27,25 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
 
 def _add_field_argument(
-    group: argparse._ArgumentGroup, field: dataclasses.Field, prefix: str = "", extra: tuple = (), default: Any = None
+    group: argparse._ArgumentGroup,
+    field: dataclasses.Field,
+    dest: str,
+    arm: str = "",
+    extra: tuple[str, ...] = (),
+    default: Any = None,
 ) -> None:
-    """The flag(s) of one settings field: its ``flags`` (timm's spelling first, else ``--field-name``),
-    or for an arm of the demo ``--PREFIX.FLAG`` with the arm's ``default``, then the ``extra`` spellings."""
+    """The flag(s) of one settings field, stored at ``dest``: its ``flags`` (timm's spelling first, else
+    ``--field-name``), or for an ``arm`` of the demo ``--ARM.FLAG`` with the arm's ``default``, then
+    the ``extra`` spellings."""
     meta = field.metadata
     flags = meta.get("flags", (primary_flag(field),))
-    flags = tuple(f"--{prefix}.{flag.lstrip('-')}" for flag in flags[:1]) if prefix else flags
-    flags += tuple(extra)
-    dest = f"{prefix}.{field.name}" if prefix else field.name
+    flags = tuple(f"--{arm}.{flag.lstrip('-')}" for flag in flags[:1]) if arm else flags
+    # An earlier spelling another setting of the command already owns stays that setting's
+    # (``--seed`` is the training seed on the trainers, the data seed elsewhere).
+    taken = group._option_string_actions  # the parser's registry, shared by its groups
+    flags = flags[:1] + tuple(flag for flag in (*flags[1:], *extra) if flag not in taken)
     kind = field_type(field)
-    if not prefix:
+    if not arm:
         default = field.default if field.default is not dataclasses.MISSING else None
     help_text = f"{meta['help']} (default: {default})" if meta.get("help") else f"default: {default}"
     if len(flags) > 1:
@@ -50,36 +58,39 @@ def _add_field_argument(
     elif typing.get_origin(kind) is list:
         action = {"action": "append", "type": typing.get_args(kind)[0], "metavar": meta.get("metavar")}
     else:
-        metavar = meta.get("metavar") or (field.name.upper() if prefix and "choices" not in meta else None)
+        metavar = meta.get("metavar") or (field.name.upper() if arm and "choices" not in meta else None)
         action = {"type": kind, "choices": meta.get("choices"), "metavar": metavar}
         action.update({key: meta[key] for key in ("nargs", "const") if key in meta})
     required = {"required": True} if meta.get("required") else {}
     group.add_argument(*flags, dest=dest, default=argparse.SUPPRESS, help=help_text, **action, **required)
     for switch, value in meta.get("switches", {}).items():
-        switches = (f"--{prefix}.{switch.lstrip('-')}",) if prefix else (switch,)
+        switches = (f"--{arm}.{switch.lstrip('-')}",) if arm else (switch,)
         group.add_argument(
             *switches, dest=dest, action="store_const", const=value, default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_class: type, title: str) -> None:
-    """Expose every field of ``config_class`` as a flag; unset flags keep the ``--config`` YAML or
-    default value. A field marked ``arm`` (the demo's teacher, student and baseline) holds another
-    settings class: each of its fields but those ``owned`` by the outer one becomes ``--ARM.FLAG``."""
+    """Expose every field of ``config_class`` as a flag, stored as ``CLASS.FIELD`` (settings of two
+    classes may share a name: the training and the data ``seed``); unset flags keep the ``--config``
+    YAML or default value. A field marked ``arm`` (the demo's teacher, student and baseline) holds
+    another settings class: each of its fields but those ``owned`` by the outer one becomes
+    ``--ARM.FLAG``."""
     group = parser.add_argument_group(title)
     arms = []
     for field in dataclasses.fields(config_class):
         if field.metadata.get("arm"):
             arms.append(field)
         else:
-            _add_field_argument(group, field)
+            _add_field_argument(group, field, f"{config_class.__name__}.{field.name}")
     for arm in arms:
         arm_group = parser.add_argument_group(f"{arm.name}: {arm.metadata['help']}")
         for field in dataclasses.fields(field_type(arm)):
             if field.name not in arm.metadata["owned"] and not field.metadata.get("action"):
+                dest = f"{config_class.__name__}.{arm.name}.{field.name}"
                 extra = arm.metadata["aliases"].get(field.name, ())
                 default = arm.metadata["defaults"].get(field.name, field.default)
-                _add_field_argument(arm_group, field, arm.name, extra, default)
+                _add_field_argument(arm_group, field, dest, arm.name, extra, default)
 
 
 def resolve_config(args: argparse.Namespace, config_class: type, section: str) -> Any:
@@ -88,13 +99,13 @@ def resolve_config(args: argparse.Namespace, config_class: type, section: str) -
     values = read_config_section(args.config, section, config_class) if getattr(args, "config", None) else {}
     given = vars(args)
     for field in dataclasses.fields(config_class):
+        dest = f"{config_class.__name__}.{field.name}"
         if field.metadata.get("arm"):
-            prefix = f"{field.name}."
-            changes = {dest[len(prefix) :]: value for dest, value in given.items() if dest.startswith(prefix)}
+            changes = {key[len(dest) + 1 :]: value for key, value in given.items() if key.startswith(f"{dest}.")}
             if changes:
                 values[field.name] = dataclasses.replace(field.default_factory(), **changes)
-        elif field.name in given:
-            values[field.name] = given[field.name]
+        elif dest in given:
+            values[field.name] = given[dest]
     return config_class(**values)
 
 
@@ -260,14 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
         "train-teacher", help="phase 1: MoCo v2 + margin loss teacher (also under accelerate launch -m vipriors_hub)"
     )
     teacher.add_argument("--config", help="YAML file with data: and train: sections (e.g. a run's config.yaml)")
-    add_data_arguments(teacher)
     add_config_arguments(teacher, TeacherConfig, "teacher")
+    add_data_arguments(teacher)
     teacher.set_defaults(run=_run_train_teacher)
 
     student = commands.add_parser("train-student", help="phase 2: distil the teacher into a student classifier")
     student.add_argument("--config", help="YAML file with data: and train: sections (e.g. a run's config.yaml)")
-    add_data_arguments(student)
     add_config_arguments(student, StudentConfig, "student")
+    add_data_arguments(student)
     student.set_defaults(run=_run_train_student)
 
     eval_teacher = commands.add_parser("eval-teacher", help="kNN and linear probe on a teacher's frozen features")

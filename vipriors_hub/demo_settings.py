@@ -55,11 +55,11 @@ chose the learning rates, epochs and augmentations on held-out data)."""
 
 OWNED_BY_THE_DEMO = frozenset(
     {"output", "architecture", "resolution", "batch_size", "num_workers", "mixed_precision", "torch_compile"}
-    | {"overwrite", "resume", "teacher", "max_steps"}
+    | {"overwrite", "resume", "teacher", "max_steps", "seed"}
 )
 """Trainer settings the demo sets for every arm alike (the same network, input and batch for a fair
 comparison) or from its own plan (folders, the teacher the student learns from, the equal-compute
-arm's steps): not settings of an arm."""
+arm's steps, the seed of the draw and of training): not settings of an arm."""
 
 OWNED_BY_THE_BASELINE = frozenset({"init", "distill_weight", "epochs"})
 """What makes the baseline the paper's supervised baseline: from scratch, no distillation, the

@@ -34,8 +34,15 @@ class DataConfig:
     val_per_class: int | None = field(
         default=None, metadata={"help": "of --per-class, held out for validation", "min": 0}
     )
-    seed: int = field(
-        default=0, metadata={"help": "seed of the data selection and of training", "min": 0, "max": 2**32 - 1}
+    seed: int | None = field(
+        default=None,
+        metadata={
+            "help": "seed of the data selection (--per-class draws, held-out parts; none given: the training "
+            "--seed when training, else 0)",
+            "min": 0,
+            "max": 2**32 - 1,
+            "flags": ("--data-seed", "--seed"),
+        },
     )
     hub_id: str | None = field(
         default=None, metadata={"help": f"Hub dataset (hub), or ImageNet for vipriors ({DEFAULT_IMAGENET_HUB_ID})"}

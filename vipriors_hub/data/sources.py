@@ -98,7 +98,7 @@ def _generic_splits(config: DataConfig) -> DataSplits:
             raise VipriorsError("--per-class selects from a whole split: it cannot be combined with --streaming.")
         train = splits["train"]
         train_idx, val_idx = select_per_class(
-            train["label"], config.per_class, _val_per_class(config, config.per_class), config.seed
+            train["label"], config.per_class, _val_per_class(config, config.per_class), config.seed or 0
         )
         splits["train"], splits["val"] = train.select(train_idx), train.select(val_idx)
     return DataSplits(splits=splits, class_names=list(label_feature.names), description=origin)
@@ -120,12 +120,12 @@ def load_data(config: DataConfig) -> DataSplits:
     if config.dataset == "fashion-mnist":
         per_class = config.per_class or 50
         data_dir = config.data_dir or DEFAULT_FASHION_MNIST_DIR
-        splits = fashion_mnist_splits(data_dir, per_class, _val_per_class(config, per_class), config.seed)
+        splits = fashion_mnist_splits(data_dir, per_class, _val_per_class(config, per_class), config.seed or 0)
         names = splits["train"].features["label"].names
         return DataSplits(
             splits=splits,
             class_names=list(names),
-            description=f"Fashion-MNIST ({data_dir}), {per_class} training images per class, seed {config.seed}",
+            description=f"Fashion-MNIST ({data_dir}), {per_class} training images per class, seed {config.seed or 0}",
         )
     if config.dataset in ("imagefolder", "parquet", "hub"):
         return _generic_splits(config)

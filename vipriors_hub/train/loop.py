@@ -41,7 +41,15 @@ from .phase import StepOutput, StepPosition, TrainingPhase
 from .preemption import StopSignals
 from .prepare import prepare_phase
 from .result import FitResult, StepFlops
-from .run import gradient_accumulation, learning_rate, plan_steps, start_record, start_run, tracker_config
+from .run import (
+    gradient_accumulation,
+    learning_rate,
+    plan_steps,
+    resolve_seeds,
+    start_record,
+    start_run,
+    tracker_config,
+)
 from .run_folder import hold_run_folder, open_run
 from .settings import TrainSettings
 
@@ -72,10 +80,11 @@ def train_micro_step(
 def fit(
     settings: TrainSettings,
     data_config: DataConfig,
-    build_phase: Callable[[Accelerator, DataSplits], TrainingPhase],
+    build_phase: Callable[[Accelerator, DataSplits, TrainSettings], TrainingPhase],
 ) -> FitResult:
-    """Train the phase that ``build_phase`` makes for the accelerator and data; return what the run
-    did (also written to ``OUTPUT/result.json``; its ``final`` is ``OUTPUT/final``).
+    """Train the phase that ``build_phase`` makes for the accelerator, the data and the settings as the
+    run resolved them (seeds); return what the run did (also written to ``OUTPUT/result.json``; its
+    ``final`` is ``OUTPUT/final``).
 
     The main process holds the run folder's lock throughout. SIGTERM / SIGUSR1 stop every process
     after the same optimizer step, with a checkpoint of that step.
@@ -87,7 +96,8 @@ def fit(
         RunPreempted: a stop signal arrived; the checkpoint it names continues with ``--resume``.
     """
     data_config.refuse_streamed_splits("training")
-    accelerator, settings, resume_from = start_run(settings, data_config.seed)
+    settings, data_config = resolve_seeds(settings, data_config)
+    accelerator, settings, resume_from = start_run(settings, settings.seed)
     output = Path(settings.output)
     data, failure = None, None
     if accelerator.is_main_process:  # first, so that the other processes find its datasets cache
@@ -97,12 +107,12 @@ def fit(
             failure = error
     raise_on_any(accelerator, failure)
     data = data or load_data(data_config)
-    phase = build_phase(accelerator, data)
+    phase = build_phase(accelerator, data, settings)
     stream = ExampleStream(
         data.splits["train"],
         phase.transform,
         shuffle=True,
-        seed=data_config.seed,
+        seed=settings.seed,
         rank=accelerator.process_index,
         world_size=accelerator.num_processes,
         batch_size=settings.batch_size,

@@ -11,6 +11,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 
+from ..data.settings import DataConfig
 from ..errors import VipriorsError
 from ..outputs import check_run_destination
 from .consensus import raise_on_any
@@ -24,6 +25,7 @@ __all__ = [
     "learning_rate",
     "make_accelerator",
     "plan_steps",
+    "resolve_seeds",
     "start_record",
     "start_run",
     "step_generator",
@@ -62,6 +64,14 @@ def make_accelerator(output: Path, cpu: bool, mixed_precision: str | None, repor
             f"accelerate refused this machine's settings: {reason} Pass --mixed-precision bf16 (or no), or change "
             "the launcher's settings (accelerate config, ACCELERATE_* variables)."
         ) from error
+
+
+def resolve_seeds(settings: TrainSettings, data_config: DataConfig) -> tuple[TrainSettings, DataConfig]:
+    """The training seed and the data-selection seed, each defaulting to the other (then 0), as the
+    run records them: one ``--seed`` (or an earlier version's data seed) sets both."""
+    seed = settings.seed if settings.seed is not None else (data_config.seed or 0)
+    data_seed = data_config.seed if data_config.seed is not None else seed
+    return dataclasses.replace(settings, seed=seed), dataclasses.replace(data_config, seed=data_seed)
 
 
 def start_run(settings: TrainSettings, seed: int) -> tuple[Accelerator, TrainSettings, Path | None]:

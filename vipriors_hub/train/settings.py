@@ -116,6 +116,14 @@ class TrainSettings(RunSettings):
     """The model, schedule and optimizer settings both phases share (timm's flag names)."""
 
     output: str = field(default="runs/train", metadata={"help": "output folder"})
+    seed: int | None = field(
+        default=None,
+        metadata={
+            "help": "seed of training: initialisation, data order, augmentations (none given: --data-seed's)",
+            "min": 0,
+            "max": 2**32 - 1,
+        },
+    )
     architecture: str = field(
         default="vipriors_resnet50", metadata={"help": "a vipriors_* model", "flags": ("--model", "--architecture")}
     )

@@ -131,7 +131,7 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> FitResult:
         raise VipriorsError("Without --teacher, name the student's --model.")
     check_architecture(architecture)
 
-    def build(accelerator: Accelerator, data: DataSplits) -> StudentPhase:
-        return StudentPhase(config, architecture, teacher, data)
+    def build(accelerator: Accelerator, data: DataSplits, settings: StudentConfig) -> StudentPhase:
+        return StudentPhase(settings, architecture, teacher, data)
 
     return fit(config, data_config, build)

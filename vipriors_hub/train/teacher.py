@@ -132,7 +132,7 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> FitResult:
     """
     check_architecture(config.architecture)
 
-    def build(accelerator: Accelerator, data: DataSplits) -> TeacherPhase:
-        return TeacherPhase(config, accelerator, data_config.seed)
+    def build(accelerator: Accelerator, data: DataSplits, settings: TeacherConfig) -> TeacherPhase:
+        return TeacherPhase(settings, accelerator, settings.seed)
 
     return fit(config, data_config, build)
