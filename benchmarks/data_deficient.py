@@ -5,7 +5,7 @@ Fashion-MNIST from the IDX files, ``--per-class`` training images per class draw
 (``--val-per-class`` of them held out), scored on the official 10k test set. For every seed, the
 demo's four arms with the demo's settings (chosen on held-out data by ``tune_demo.py``) unless a flag
 changes one: the baseline for the student's epochs (paper protocol), the teacher (kNN, linear
-probe), the student, and the baseline given the pipeline's measured training time (equal compute).
+probe), the student, and the baseline given the pipeline's training FLOPs (equal compute, counted).
 Every flag is a ``DemoConfig`` setting, so the architecture, input size, epochs, precision and
 compilation are the same for all arms. Prints a Markdown table (mean +- std over seeds) and says
 whether the student beat the equal-compute baseline; writes JSON after every seed (a run cut short
@@ -30,7 +30,7 @@ import torch
 
 from vipriors_hub.demo import RESULT_KEYS, DemoConfig, demo_data_config, run_arms
 
-# Flag -> DemoConfig field; unset flags keep the demo's defaults (one place: DemoConfig).
+# Flag -> DemoConfig setting (``DemoConfig.setting``); unset flags keep the demo's defaults.
 FLAGS = {
     "--model": "architecture",
     "--img-size": "resolution",
@@ -82,10 +82,13 @@ def parse_args() -> argparse.Namespace:
     """The command line: every flag a ``DemoConfig`` setting, unset ones keep the demo's default."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist", help="IDX files, or 'shipped'")
+    defaults = DemoConfig()
     for flag, name in FLAGS.items():
-        spec = DemoConfig.__dataclass_fields__[name]
-        kind = int if spec.type in (int, "int") else str
-        parser.add_argument(flag, dest=name, type=kind, help=f"{spec.metadata['help']} (default: {spec.default})")
+        default = defaults.setting(name)
+        kind = int if isinstance(default, int) else str
+        parser.add_argument(
+            flag, dest=name, type=kind, help=f"the demo's {name.replace('_', ' ')} (default: {default})"
+        )
     parser.add_argument("--torchcompile", dest="torch_compile", action=argparse.BooleanOptionalAction)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output", default="runs/data_deficient", help="folder of the runs")
