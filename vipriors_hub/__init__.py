@@ -46,6 +46,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'vipriors_hub' has no attribute '{name}'")
 
 
+def __dir__() -> list[str]:
+    """The package's public names (loaded or not)."""
+    return __all__
+
+
 __all__ = [
     "ARCHITECTURES",
     "DataConfig",

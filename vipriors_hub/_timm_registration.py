@@ -19,22 +19,39 @@ _FAMILY = "vipriors_hub.models"
 
 
 class _AfterTimmImport(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: on the import of ``timm`` it wraps the real loader so that the family's
-    module is imported once timm's has executed, then leaves ``sys.meta_path``."""
+    """Finds nothing itself: for ``timm`` it asks the other finders and wraps the loader they give,
+    so that the family's module is imported once timm's has executed. It stays on ``sys.meta_path``
+    until then: a mere look-up (``importlib.util.find_spec("timm")``, as transformers does) runs no
+    loader and must not use the hook up."""
 
-    def find_spec(self, name: str, path: object, target: ModuleType | None = None) -> importlib.machinery.ModuleSpec:
-        if name != "timm":
+    def __init__(self) -> None:
+        self._asking = False
+
+    def find_spec(
+        self, name: str, path: object, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if name != "timm" or self._asking:
             return None
-        sys.meta_path.remove(self)
-        spec = next(
-            (found for finder in sys.meta_path if (found := _find(finder, name, path, target)) is not None), None
-        )
+        self._asking = True
+        try:
+            spec = next(
+                (
+                    found
+                    for finder in list(sys.meta_path)
+                    if finder is not self and (found := _find(finder, name, path, target)) is not None
+                ),
+                None,
+            )
+        finally:
+            self._asking = False
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         execute = spec.loader.exec_module
 
         def exec_module(module: ModuleType) -> None:
             execute(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             importlib.import_module(_FAMILY)
 
         spec.loader.exec_module = exec_module

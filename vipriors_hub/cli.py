@@ -58,11 +58,11 @@ def _add_field_argument(
     elif typing.get_origin(kind) is list:
         action = {"action": "append", "type": typing.get_args(kind)[0], "metavar": meta.get("metavar")}
     else:
-        metavar = meta.get("metavar") or (field.name.upper() if arm and "choices" not in meta else None)
+        metavar = meta.get("metavar") or (field.name.upper() if "choices" not in meta else None)
         action = {"type": kind, "choices": meta.get("choices"), "metavar": metavar}
         action.update({key: meta[key] for key in ("nargs", "const") if key in meta})
-    required = {"required": True} if meta.get("required") else {}
-    group.add_argument(*flags, dest=dest, default=argparse.SUPPRESS, help=help_text, **action, **required)
+    # A required setting may come from --config too: the settings class refuses it missing.
+    group.add_argument(*flags, dest=dest, default=argparse.SUPPRESS, help=help_text, **action)
     for switch, value in meta.get("switches", {}).items():
         switches = (f"--{arm}.{switch.lstrip('-')}",) if arm else (switch,)
         group.add_argument(

@@ -19,23 +19,21 @@ Every arm trains on the training part and is scored on the 10k test set; the hel
 such a held-out part by ``benchmarks/tune_demo.py``, never on the test set.
 """
 
-import dataclasses
 import importlib.resources
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 from .data import DataConfig
 from .demo_figure import plot_results
-from .demo_settings import ALIASES, DemoConfig
+from .demo_settings import ALIASES, DemoConfig, baseline_run_config, student_run_config, teacher_run_config
 from .errors import VipriorsError
 from .evaluate import EvaluateConfig, TeacherEvalConfig, evaluate_students, evaluate_teacher
 from .hub import export_run
 from .outputs import check_model_destination, write_text_atomically
 from .train.result import FitResult
-from .train.student import StudentConfig, train_student
-from .train.teacher import TeacherConfig, train_teacher
+from .train.student import train_student
+from .train.teacher import train_teacher
 
 __all__ = [
     "ALIASES",
@@ -73,43 +71,6 @@ def demo_data_config(config: DemoConfig | None = None) -> DataConfig:
         per_class=config.per_class,
         val_per_class=config.val_per_class,
         seed=config.seed,
-    )
-
-
-def _owned(config: DemoConfig, output: Path) -> dict[str, Any]:
-    """The settings the demo gives every arm alike."""
-    return dict(
-        output=str(output),
-        architecture=config.architecture,
-        resolution=config.resolution,
-        batch_size=config.batch_size,
-        num_workers=config.num_workers,
-        mixed_precision=config.mixed_precision,
-        torch_compile=config.torch_compile,
-        overwrite=config.overwrite,
-    )
-
-
-def teacher_run_config(config: DemoConfig, output: Path) -> TeacherConfig:
-    """The demo teacher's settings."""
-    return dataclasses.replace(config.teacher, **_owned(config, output))
-
-
-def student_run_config(config: DemoConfig, output: Path, teacher: Path) -> StudentConfig:
-    """The demo student's settings: distilled from ``teacher`` (a teacher's ``final/``)."""
-    return dataclasses.replace(config.student, teacher=str(teacher), **_owned(config, output))
-
-
-def baseline_run_config(
-    config: DemoConfig, output: Path, epochs: int | None = None, max_steps: int | None = None
-) -> StudentConfig:
-    """The supervised baseline's settings: from scratch, no teacher, the student's epochs unless
-    ``epochs`` / ``max_steps`` say otherwise (the equal-compute arm)."""
-    return dataclasses.replace(
-        config.baseline,
-        epochs=epochs or config.student.epochs,
-        max_steps=max_steps,
-        **_owned(config, output),
     )
 
 

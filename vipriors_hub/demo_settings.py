@@ -5,6 +5,7 @@ Light to import like every settings module.
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .config import check_settings
@@ -21,6 +22,9 @@ __all__ = [
     "STUDENT_DEFAULTS",
     "TEACHER_DEFAULTS",
     "DemoConfig",
+    "baseline_run_config",
+    "student_run_config",
+    "teacher_run_config",
 ]
 
 RUN_DEFAULTS = dict(gradient_accumulation_steps=1, log_every=5, checkpoint_every=10_000, report_to="none")
@@ -146,6 +150,18 @@ class DemoConfig:
             raise VipriorsError(f"--val-per-class {self.val_per_class} must be below --per-class {self.per_class}.")
         if self.data_dir is None and self.per_class > 50:
             raise VipriorsError("The shipped subset has 50 images per class: pass --data-dir for more.")
+        # Each arm as it will train (with the settings the demo gives every arm), checked before any trains.
+        where = Path(self.output)
+        runs = {
+            "teacher": lambda: teacher_run_config(self, where / "teacher"),
+            "student": lambda: student_run_config(self, where / "student", where / "teacher" / "final"),
+            "baseline": lambda: baseline_run_config(self, where / "baseline"),
+        }
+        for arm, build in runs.items():
+            try:
+                build()
+            except VipriorsError as error:
+                raise VipriorsError(f"The {arm} arm (--{arm}.*): {error}") from error
 
     def setting(self, name: str) -> Any:
         """The value of a demo setting, an arm's (``"teacher.epochs"``) or an earlier version's flat
@@ -174,3 +190,40 @@ class DemoConfig:
             arms.setdefault(arm, {})[setting] = value
         demo.update({arm: dataclasses.replace(getattr(self, arm), **values) for arm, values in arms.items()})
         return dataclasses.replace(self, **demo)
+
+
+def _owned(config: DemoConfig, output: Path) -> dict[str, Any]:
+    """The settings the demo gives every arm alike."""
+    return dict(
+        output=str(output),
+        architecture=config.architecture,
+        resolution=config.resolution,
+        batch_size=config.batch_size,
+        num_workers=config.num_workers,
+        mixed_precision=config.mixed_precision,
+        torch_compile=config.torch_compile,
+        overwrite=config.overwrite,
+    )
+
+
+def teacher_run_config(config: DemoConfig, output: Path) -> TeacherConfig:
+    """The demo teacher's settings."""
+    return dataclasses.replace(config.teacher, **_owned(config, output))
+
+
+def student_run_config(config: DemoConfig, output: Path, teacher: Path) -> StudentConfig:
+    """The demo student's settings: distilled from ``teacher`` (a teacher's ``final/``)."""
+    return dataclasses.replace(config.student, teacher=str(teacher), **_owned(config, output))
+
+
+def baseline_run_config(
+    config: DemoConfig, output: Path, epochs: int | None = None, max_steps: int | None = None
+) -> StudentConfig:
+    """The supervised baseline's settings: from scratch, no teacher, the student's epochs unless
+    ``epochs`` / ``max_steps`` say otherwise (the equal-compute arm)."""
+    return dataclasses.replace(
+        config.baseline,
+        epochs=epochs or config.student.epochs,
+        max_steps=max_steps,
+        **_owned(config, output),
+    )

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import datasets
 import timm
 import torch
 from accelerate import Accelerator
@@ -15,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .data import (
     DataConfig,
+    DataSplits,
     ExampleStream,
     ResumableLoader,
     eval_transform,
@@ -50,7 +52,7 @@ def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _split(data, name: str):
+def _split(data: DataSplits, name: str) -> datasets.Dataset:
     """The split ``name`` of the loaded ``data``.
 
     Raises:
@@ -64,7 +66,7 @@ def _split(data, name: str):
 @torch.no_grad()
 def model_outputs(
     model: nn.Module,
-    split,
+    split: datasets.Dataset,
     transform: Callable[[Any], Tensor],
     batch_size: int,
     num_workers: int,
@@ -112,7 +114,7 @@ def topk(scores: Tensor, labels: Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[s
 
 
 def extract_features(
-    model: nn.Module, split, resolution: int, batch_size: int, num_workers: int, device: torch.device
+    model: nn.Module, split: datasets.Dataset, resolution: int, batch_size: int, num_workers: int, device: torch.device
 ) -> tuple[Tensor, Tensor]:
     """Model outputs on every image of ``split`` (centre crop): ``(N, F)`` features and ``(N,)`` labels."""
     transform = eval_transform(resolution, timm.data.resolve_data_config({}, model=model))
@@ -156,7 +158,12 @@ def evaluate_teacher(config: TeacherEvalConfig, data_config: DataConfig) -> dict
 
 @torch.no_grad()
 def validation_scores(
-    model: nn.Module, split, resolution: int, batch_size: int, num_workers: int, accelerator: Accelerator
+    model: nn.Module,
+    split: datasets.Dataset,
+    resolution: int,
+    batch_size: int,
+    num_workers: int,
+    accelerator: Accelerator,
 ) -> dict[str, float]:
     """Top-1 / top-5 (percent) of a classifier on ``split`` (centre crop), each process scoring its share;
     the scores are summed over processes (a process may hold none of the images, so ``model`` must be
@@ -183,7 +190,7 @@ def validation_scores(
 
 def predict_probabilities(
     model: nn.Module,
-    split,
+    split: datasets.Dataset,
     resolution: int,
     ten_crop: bool,
     batch_size: int,

@@ -46,7 +46,7 @@ LOCK_FILE = ".run.lock"
 RUN_ENTRIES = frozenset(
     {"config.yaml", "metrics.jsonl", "checkpoints", "final", "best", "logs", "history.jsonl", "result.json", LOCK_FILE}
     | {f".{name}.{suffix}" for name in ("final", "best") for suffix in ("partial", "previous")}
-    | {".config.yaml.tmp"}
+    | {".config.yaml.tmp", ".result.json.tmp"}
 )
 MODEL_FOLDER_FILES = frozenset({"model.safetensors", "config.json", "README.md"})
 

@@ -4,6 +4,7 @@ import csv
 import io
 from pathlib import Path
 
+import datasets
 from torch import Tensor
 
 from .data import DataConfig, load_split_lists
@@ -31,7 +32,7 @@ def read_submission(path: Path) -> dict[str, int]:
     return {image_id: int(prediction) for image_id, prediction in rows[1:]}
 
 
-def image_ids(data_config: DataConfig, split_name: str, split, rows: Tensor) -> list[str]:
+def image_ids(data_config: DataConfig, split_name: str, split: datasets.Dataset, rows: Tensor) -> list[str]:
     """Submission ids of ``rows`` of ``split``: ``img_{i}.JPEG`` (position in the official list) for the
     VIPriors test split, else the split's ``id`` column, else the row index."""
     if data_config.dataset == "vipriors" and split_name == "test":

@@ -44,3 +44,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = sorted(_HOMES)
+
+
+def __dir__() -> list[str]:
+    """The package's public names (loaded or not)."""
+    return __all__

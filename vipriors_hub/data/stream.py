@@ -8,7 +8,8 @@ rank takes every ``world_size``-th example of it (the remainder dropped when tra
 ranks run the same number of steps), and DataLoader workers take whole batches in turn, so the
 order a rank sees does not depend on the number of workers. A streaming dataset (an
 ``IterableDataset``) is shuffled with ``datasets``' seeded buffer, ``set_epoch`` and
-``split_dataset_by_node``.
+``split_dataset_by_node``: kept for library users, since the trainers and evaluations refuse
+streamed sources (``DataConfig.refuse_streamed_splits``).
 
 Exact resume: the random augmentations of a batch are drawn from generators seeded once for that
 batch from ``(seed, epoch, rank, batch)``, so skipping the first ``k`` batches of an epoch (without

@@ -122,7 +122,7 @@ def export_run(
         repo_id,
         base_model if phase == "student" else None,
         int(config.get("num_classes", 0)),
-        read_fit_result(run_dir).epochs,
+        read_fit_result(run_dir).epochs if phase == "student" else 0.0,
     )
     cfg = dict(config["pretrained_cfg"])
     if config.get("label_names"):

@@ -142,7 +142,7 @@ def fit(
         metrics = MetricsWriter(output / "metrics.jsonl", accelerator)
         guard = NonFiniteGuard(accelerator, model)
         step = micro_step = 0
-        seconds_before, validation = 0.0, {}
+        seconds_before, validation, skipped_before = 0.0, {}, 0
         flops = StepFlops(accelerator.num_processes)
         if settings.resume:
             checkpoint = resume_from or checkpoints.latest()
@@ -153,8 +153,10 @@ def fit(
             step = progress["step"]
             micro_step = progress.get("micro_step", step * accumulation)
             loader.load_state_dict(progress["loader"])
-            seconds_before, validation = progress.get("train_seconds", 0.0), progress.get("validation", {})
-            flops = StepFlops(accelerator.num_processes, progress.get("train_flops"))
+            seconds_before = progress.get("train_seconds")  # None: an older version's checkpoint
+            validation = progress.get("validation", progress.get("scores", {}))
+            skipped_before = progress.get("skipped_images", 0)
+            flops = StepFlops.resumed(accelerator.num_processes, progress)
             for abandoned in checkpoints.discard_after(step):
                 accelerator.print(f"Deleted {abandoned}: the run continues from the older {checkpoint.name}.")
             accelerator.print(f"Resumed from {checkpoint} at step {step}.")
@@ -166,12 +168,20 @@ def fit(
         stop = run_scope.enter_context(StopSignals(accelerator))
         started = time.perf_counter()
 
+        def seconds_so_far() -> float | None:
+            return None if seconds_before is None else seconds_before + time.perf_counter() - started
+
+        def skipped_images() -> int:
+            """Unreadable images every process skipped so far (an all-reduce: at checkpoints and the end only)."""
+            skipped = torch.tensor(loader.skipped_images, device=accelerator.device)
+            return skipped_before + int(accelerator.reduce(skipped, reduction="sum"))
+
         def save_checkpoint() -> Path:
             guard.check(checkpoints, step)
             tensors, progress = phase.state()
-            seconds = seconds_before + time.perf_counter() - started
             state = {**progress, "step": step, "micro_step": micro_step, "loader": loader.state_dict()}
-            state.update({"train_seconds": seconds, "validation": validation, **flops.state()})
+            state.update({"train_seconds": seconds_so_far(), "validation": validation, **flops.state()})
+            state["skipped_images"] = skipped_images()
             return checkpoints.save(step, tensors, state)
 
         with tqdm(
@@ -234,11 +244,12 @@ def fit(
             mixed_precision=accelerator.mixed_precision,
             torch_compile=bool(settings.torch_compile),
             channels_last=bool(settings.channels_last),
-            train_seconds=seconds_before + time.perf_counter() - started,
+            train_seconds=seconds_so_far(),
             train_flops=flops.total,
             flops_per_micro_step=flops.per_micro_step,
             validation=validation,
             curves=read_curves(output / "metrics.jsonl") if accelerator.is_main_process else {},
+            skipped_images=skipped_images(),
         )
         _write_result(result, output, accelerator)
         stop.close()

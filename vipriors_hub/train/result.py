@@ -30,11 +30,13 @@ RESULT_FILE = "result.json"
 class FitResult:
     """What one training run did, as ``fit`` returns it and ``OUTPUT/result.json`` holds it.
 
-    ``train_flops`` is ``None`` for a run resumed from a checkpoint of a version that did not count
-    them; ``flops_per_micro_step`` maps each kind of micro-step (``"teacher"``, ``"supervised"``,
-    ``"distill"``) to its FLOPs summed over processes; ``validation`` holds the last held-out scores
-    (percent), empty when the run had none; ``curves`` the ``(epoch, value)`` course of the logged
-    loss and validation scores (:data:`~vipriors_hub.train.metrics.CURVE_KEYS`).
+    ``train_flops`` and ``train_seconds`` are ``None`` for a run resumed from a checkpoint of a
+    version that did not count them; ``flops_per_micro_step`` maps each kind of micro-step
+    (``"teacher"``, ``"supervised"``, ``"distill"``) to its FLOPs summed over processes;
+    ``validation`` holds the last held-out scores (percent), empty when the run had none;
+    ``curves`` the ``(epoch, value)`` course of the logged loss and validation scores
+    (:data:`~vipriors_hub.train.metrics.CURVE_KEYS`; on the main process, which writes them);
+    ``skipped_images`` the unreadable images every process skipped.
     """
 
     phase: str
@@ -49,11 +51,12 @@ class FitResult:
     mixed_precision: str
     torch_compile: bool
     channels_last: bool
-    train_seconds: float
+    train_seconds: float | None
     train_flops: int | None
     flops_per_micro_step: dict[str, int] = field(default_factory=dict)
     validation: dict[str, float] = field(default_factory=dict)
     curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    skipped_images: int = 0
 
     def to_json(self) -> str:
         """The JSON text of ``result.json`` (``final`` as a string)."""
@@ -76,9 +79,11 @@ def read_fit_result(run_dir: str | Path) -> FitResult:
     if path.is_file():
         try:
             values = json.loads(path.read_text())
+            if not isinstance(values, dict):
+                raise TypeError(f"a JSON {type(values).__name__}, not an object")
             curves = {key: [tuple(point) for point in points] for key, points in values.get("curves", {}).items()}
             return FitResult(**{**values, "final": Path(values["final"]), "curves": curves})
-        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as error:
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as error:
             raise VipriorsError(f"{path} is not the result file of a training run ({error}).") from error
     return _result_from_metrics(run_dir)
 
@@ -88,13 +93,13 @@ def _result_from_metrics(run_dir: Path) -> FitResult:
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         raise VipriorsError(f"{run_dir} has no {RESULT_FILE}: it is not a finished training run.")
-    records = read_metrics(path)
+    records = [record for record in read_metrics(path) if isinstance(record, dict)]
     starts = [record for record in records if record.get("event") in ("start", "resume")]
-    epochs = [record for record in records if "epoch" in record]
+    epochs = [record for record in records if "epoch" in record and "step" in record]
     if not starts or not epochs:
         raise VipriorsError(f"{path} records no training step: it is not a finished training run.")
     start, last = starts[-1], epochs[-1]
-    steps = int(last["step"])
+    steps, batch = int(last["step"]), int(start.get("effective_batch_size", 0))
     validated = [record for record in records if "val_top1" in record]
     return FitResult(
         phase="student" if validated or "cross_entropy" in last else "teacher",
@@ -102,14 +107,14 @@ def _result_from_metrics(run_dir: Path) -> FitResult:
         steps=steps,
         steps_per_epoch=max(1, round(steps / last["epoch"])) if last["epoch"] else 1,
         epochs=float(max(record["epoch"] for record in epochs)),
-        images_seen=steps * int(start["effective_batch_size"]),
-        effective_batch_size=int(start["effective_batch_size"]),
-        processes=int(start["processes"]),
+        images_seen=steps * batch,
+        effective_batch_size=batch,
+        processes=int(start.get("processes", 1)),
         gradient_accumulation_steps=0,
         mixed_precision="unknown",
         torch_compile=False,
         channels_last=False,
-        train_seconds=0.0,
+        train_seconds=None,
         train_flops=None,
         validation={
             key[len("val_") :]: value for key, value in (validated or [{}])[-1].items() if key.startswith("val_")
@@ -128,10 +133,10 @@ class StepFlops:
         flops: FLOPs counted before a resume (``None``: unknown, so the total stays unknown).
     """
 
-    def __init__(self, processes: int, flops: int | None = 0) -> None:
+    def __init__(self, processes: int, flops: int | None = 0, per_micro_step: dict[str, int] | None = None) -> None:
         self.processes = processes
         self.total = flops
-        self.per_micro_step: dict[str, int] = {}
+        self.per_micro_step: dict[str, int] = dict(per_micro_step or {})
 
     @contextmanager
     def micro_step(self, kind: str) -> Iterator[None]:
@@ -147,4 +152,9 @@ class StepFlops:
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint keeps of the count."""
-        return {"train_flops": self.total}
+        return {"train_flops": self.total, "flops_per_micro_step": self.per_micro_step}
+
+    @classmethod
+    def resumed(cls, processes: int, progress: dict[str, Any]) -> "StepFlops":
+        """The count a checkpoint's ``progress`` kept (unknown for an older version's checkpoint)."""
+        return cls(processes, progress.get("train_flops"), progress.get("flops_per_micro_step"))
