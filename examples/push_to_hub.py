@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from vipriors_hub.hub import export_run, family_architecture, push_to_hub
+from vipriors_hub.train.result import RESULT_FILE
 
 
 def main(argv: list[str] | None = None) -> list[str]:
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     urls = []
     for phase, repo_id, results in (
         ("teacher", teacher_repo, sorted((runs / "teacher").glob("eval*.json"))),
-        ("student", student_repo, sorted((runs / "student").glob("*.json"))),
+        ("student", student_repo, sorted(set((runs / "student").glob("*.json")) - {runs / "student" / RESULT_FILE})),
     ):
         # The card's numbers come from the evaluation files; a student's card points at its teacher.
         folder = export_run(runs / phase, runs / "export" / phase, results, repo_id, base_model=teacher_repo)

@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from vipriors_hub.train.loop import train_micro_step
 from vipriors_hub.train.moco import shuffled_key_forward
+from vipriors_hub.train.phase import StepPosition
 from vipriors_hub.train.prepare import prepare_phase
 from vipriors_hub.train.run import step_generator
 from vipriors_hub.train.teacher import TeacherConfig, TeacherPhase
@@ -44,7 +45,7 @@ def main(out: Path) -> None:
     for step in range(4):
         generator = torch.Generator().manual_seed(1000 * rank + step)
         views = (torch.randn(3, 3, 32, 32, generator=generator), torch.randn(3, 3, 32, 32, generator=generator))
-        train_micro_step(accelerator, phase, model, optimizer, (views, torch.zeros(3)), step)
+        train_micro_step(accelerator, phase, model, optimizer, (views, torch.zeros(3)), StepPosition(step, 0))
     queue, key = phase.queue, phase.key_encoder
 
     seen: list[torch.Tensor] = []

@@ -236,7 +236,7 @@ ENTRY_POINTS = {
     "demo": "vipriors_hub.demo.run_demo",
     "convert": "vipriors_hub.hub.convert_checkpoint",
     "export": "vipriors_hub.hub.export_run",
-    "data-info": "vipriors_hub.cli.load_data",
+    "data-info": "vipriors_hub.data.sources.load_data",
 }
 
 
