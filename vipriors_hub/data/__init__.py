@@ -6,7 +6,8 @@
   VIPriors subset from the official split lists; ``fashion_mnist.py``;
 * ``images.py``: decoding to RGB (bombs refused, 16-bit scaled);
 * ``transforms.py``: each phase's transforms (timm's factory);
-* ``stream.py``: sharded, reshuffled, exactly resumable iteration.
+* ``stream.py``: sharded, reshuffled, exactly resumable iteration; ``loader.py``: the loader that
+  owns the epoch and batch position.
 
 Names load from their module when first used, so that ``from vipriors_hub.data import DataConfig``
 does not import ``datasets``.
@@ -26,7 +27,7 @@ _HOMES = {
     "load_split_lists": "split_lists",
     "EpochPart": "stream",
     "ExampleStream": "stream",
-    "ResumableLoader": "stream",
+    "ResumableLoader": "loader",
     "TwoCrops": "transforms",
     "check_auto_augment": "transforms",
     "eval_transform": "transforms",
