@@ -41,6 +41,7 @@ FLAGS = {
     "--val-per-class": "val_per_class",
     "--mixed-precision": "mixed_precision",
     "--workers": "num_workers",
+    "--data-pipeline": "data_pipeline",
 }
 DRY_RUN = {
     "architecture": "vipriors_resnet_tiny",

@@ -124,3 +124,23 @@ def test_the_device_benchmark_runs_end_to_end_with_dry_run(small_fashion_mnist: 
     gaps = [row["student_top1"] - row["baseline_equal_compute_top1"] for row in report["rows"]]
     assert report["summary"]["student_minus_equal_compute"]["per_seed"] == pytest.approx(gaps)
     assert ("beats" if sum(gaps) > 0 else "does NOT beat") in result.stdout
+
+
+def test_the_feed_check_runs_end_to_end_with_dry_run(tmp_path: Path) -> None:
+    script = BENCHMARKS / "device" / "feed_check_gpu.sh"
+    environment = {**os.environ, "OUT": str(tmp_path / "out"), "RUNS": str(tmp_path / "runs")}
+    result = subprocess.run(
+        ["bash", str(script), "--dry-run"], capture_output=True, text=True, timeout=900, env=environment
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (out,) = (tmp_path / "out").glob("feed_check-resnet50-*.json")
+    report = json.loads(out.read_text())
+    assert report["settings"]["architecture"] == "vipriors_resnet_tiny" and not report["settings"]["compile"]
+    for phase in ("teacher", "student"):
+        figures = report[phase]
+        assert figures["end_to_end_images_per_second"] > 0 and figures["synthetic_images_per_second"] > 0
+        assert figures["fraction_of_synthetic"] == pytest.approx(
+            figures["end_to_end_images_per_second"] / figures["synthetic_images_per_second"]
+        )
+    assert report["estimate"]["predicted_seconds"] > 0 and report["estimate"]["measured_seconds"] > 0
+    assert not list((tmp_path / "runs").iterdir()), "the images and runs were removed"

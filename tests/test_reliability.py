@@ -55,6 +55,23 @@ def straight_runs(teacher_run: Path, tmp_path_factory: pytest.TempPathFactory) -
     return {phase: root / phase for phase in RUNS}
 
 
+@pytest.fixture(scope="module")
+def device_pipeline(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The flags of the device data pipeline with this module's own decoded cache."""
+    return ["--data-pipeline", "device", "--cache-dir", str(tmp_path_factory.mktemp("decoded"))]
+
+
+@pytest.fixture(scope="module")
+def straight_device_runs(
+    teacher_run: Path, device_pipeline: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """Uninterrupted runs of both phases on the device pipeline (0 workers)."""
+    root = tmp_path_factory.mktemp("straight_device")
+    for phase in RUNS:
+        run(command(phase, root / phase, teacher_run / "final", *device_pipeline))
+    return {phase: root / phase for phase in RUNS}
+
+
 def wait_for_step(run_dir: Path, process: subprocess.Popen, step: int, timeout: float = 300) -> None:
     """Wait until ``run_dir/metrics.jsonl`` has logged ``step`` (``--log-every 1``)."""
     deadline = time.monotonic() + timeout
@@ -77,18 +94,29 @@ def same_work(resumed: Path, straight: Path) -> bool:
     return same_curve and all(getattr(ours, name) == getattr(theirs, name) for name in fields)
 
 
+@pytest.mark.parametrize(("pipeline", "workers"), [("pil", 0), ("device", 0), ("device", 2)])
 @pytest.mark.parametrize("phase", ["teacher", "student"])
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(
-    phase: str, straight_runs: dict[str, Path], teacher_run: Path, tmp_path: Path
+    phase: str,
+    pipeline: str,
+    workers: int,
+    request: pytest.FixtureRequest,
+    teacher_run: Path,
+    tmp_path: Path,
 ) -> None:
     teacher = teacher_run / "final"
+    if pipeline == "device":
+        straight = request.getfixturevalue("straight_device_runs")[phase]
+        extra = [*request.getfixturevalue("device_pipeline"), "--num-workers", str(workers)]
+    else:
+        straight, extra = request.getfixturevalue("straight_runs")[phase], []
 
     interrupted = tmp_path / "interrupted"
     process = subprocess.Popen(
-        command(phase, interrupted, teacher), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command(phase, interrupted, teacher, *extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 300
-    # 4 steps per epoch (128 images / 32): step 9 is in the middle of the third epoch.
+    # 5 steps per epoch (160 images / 32): step 9 is in the middle of the second epoch.
     while not (interrupted / "checkpoints" / "step-00000009").is_dir():
         assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
         time.sleep(0.02)
@@ -100,11 +128,11 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(
         if int(later.name.split("-")[1]) > 9:
             subprocess.run(["rm", "-rf", str(later)], check=True)
 
-    resumed = run(command(phase, interrupted, teacher, "--resume"))
+    resumed = run(command(phase, interrupted, teacher, *extra, "--resume"))
     assert "step-00000009 at step 9" in resumed.stdout
 
-    assert final_weights(interrupted) == final_weights(straight_runs[phase])
-    assert same_work(interrupted, straight_runs[phase])
+    assert final_weights(interrupted) == final_weights(straight)
+    assert same_work(interrupted, straight)
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -152,7 +152,11 @@ def _run_train_teacher(args: argparse.Namespace) -> int:
     from .train.teacher import train_teacher
 
     result = train_teacher(resolve_config(args, TeacherConfig, "train"), data_config_from_args(args))
-    print(f"Teacher written to {result.final}")
+    if hasattr(result, "report"):  # --dry-run: the estimate, reported by the main process
+        if result.main_process:
+            print(result.report())
+    else:
+        print(f"Teacher written to {result.final}")
     return 0
 
 
@@ -172,7 +176,11 @@ def _run_train_student(args: argparse.Namespace) -> int:
     from .train.student import train_student
 
     result = train_student(resolve_config(args, StudentConfig, "train"), data_config_from_args(args))
-    print(f"Student written to {result.final}")
+    if hasattr(result, "report"):  # --dry-run: the estimate, reported by the main process
+        if result.main_process:
+            print(result.report())
+    else:
+        print(f"Student written to {result.final}")
     return 0
 
 

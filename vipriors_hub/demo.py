@@ -24,6 +24,8 @@ import json
 import math
 from pathlib import Path
 
+import torch
+
 from .data import DataConfig
 from .demo_figure import plot_results
 from .demo_settings import ALIASES, DemoConfig, baseline_run_config, student_run_config, teacher_run_config
@@ -71,6 +73,8 @@ def demo_data_config(config: DemoConfig | None = None) -> DataConfig:
         per_class=config.per_class,
         val_per_class=config.val_per_class,
         seed=config.seed,
+        data_pipeline=config.data_pipeline,
+        cache_dir=config.cache_dir,
     )
 
 
@@ -124,6 +128,7 @@ def run_arms(config: DemoConfig, data: DataConfig, arms: tuple[str, ...] = ARMS)
     Raises:
         VipriorsError: the equal-compute arm asked for without the three arms it is measured against.
     """
+    config.check_pipeline("cuda" if torch.cuda.is_available() else "cpu")
     output = Path(config.output)
     evaluations = output / "evaluations"
     evaluations.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import check_settings
+from .data.settings import DATA_PIPELINES, check_batch_policy, pipeline_for
 from .errors import VipriorsError
 from .train.student_settings import StudentConfig
 from .train.teacher_settings import TeacherConfig
@@ -121,6 +122,13 @@ class DemoConfig:
     resolution: int = field(default=32, metadata={"help": "every arm's input size in px", "min": 8, "max": 4096})
     batch_size: int = field(default=64, metadata={"help": "every arm's images per step", "min": 1})
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers", "min": 0, "max": 256})
+    data_pipeline: str = field(
+        default="auto",
+        metadata={"help": "every arm's data pipeline (auto: device on a GPU, pil on a CPU)", "choices": DATA_PIPELINES},
+    )
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "folder of the decoded cache (none: HF_DATASETS_CACHE)"}
+    )
     mixed_precision: str | None = field(
         default=None,
         metadata={"help": "every arm's precision (none: accelerate's setting)", "choices": ("no", "fp16", "bf16")},
@@ -160,6 +168,23 @@ class DemoConfig:
         for arm, build in runs.items():
             try:
                 build()
+            except VipriorsError as error:
+                raise VipriorsError(f"The {arm} arm (--{arm}.*): {error}") from error
+        if self.data_pipeline == "device":
+            self.check_pipeline("cuda")
+
+    def check_pipeline(self, device_type: str) -> None:
+        """Refuse arms the demo's data pipeline on a ``device_type`` device cannot run (an AutoAugment
+        policy the device pipeline lacks), before any arm trains.
+
+        Raises:
+            VipriorsError: the arm and what it needs.
+        """
+        if pipeline_for(self.data_pipeline, device_type) != "device":
+            return
+        for arm in ("student", "baseline"):
+            try:
+                check_batch_policy(getattr(self, arm).auto_augment)
             except VipriorsError as error:
                 raise VipriorsError(f"The {arm} arm (--{arm}.*): {error}") from error
 

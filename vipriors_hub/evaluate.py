@@ -5,7 +5,6 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import datasets
 import timm
@@ -14,15 +13,8 @@ from accelerate import Accelerator
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .data import (
-    DataConfig,
-    DataSplits,
-    ExampleStream,
-    ResumableLoader,
-    eval_transform,
-    load_data,
-    ten_crop_transform,
-)
+from .data import DataConfig, DataSplits, DecodedSplit, ResumableLoader, Views, eval_views, load_data
+from .data.pipeline import decode_splits, make_stream, resolve_pipeline
 from .errors import VipriorsError
 from .eval_settings import EvaluateConfig, TeacherEvalConfig
 from .hub import file_sha256, load_model_folder
@@ -52,7 +44,16 @@ def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _split(data: DataSplits, name: str) -> datasets.Dataset:
+def _load_data(data_config: DataConfig, names: tuple[str, ...], workers: int) -> DataSplits:
+    """The data of an evaluation, with the splits ``names`` decoded into the cache when the data
+    pipeline on this machine's device is ``device``."""
+    data = load_data(data_config)
+    if resolve_pipeline(data_config.data_pipeline, _device()) == "device":
+        data = decode_splits(data, names, data_config, workers)
+    return data
+
+
+def _split(data: DataSplits, name: str) -> datasets.Dataset | DecodedSplit:
     """The split ``name`` of the loaded ``data``.
 
     Raises:
@@ -66,8 +67,8 @@ def _split(data: DataSplits, name: str) -> datasets.Dataset:
 @torch.no_grad()
 def model_outputs(
     model: nn.Module,
-    split: datasets.Dataset,
-    transform: Callable[[Any], Tensor],
+    split: datasets.Dataset | DecodedSplit,
+    views: Views,
     batch_size: int,
     num_workers: int,
     device: torch.device,
@@ -81,15 +82,22 @@ def model_outputs(
     ``split`` in order, batch by batch, with the model in eval mode (its mode is restored after).
 
     Yields ``(outputs, labels, rows)``: outputs ``(B, C)`` on ``device``, or ``(B, V, C)`` when the
-    transform gives ``V`` views of an image (10-crop); labels ``(B,)`` and row indices into
+    views give ``V`` views of an image (10-crop); labels ``(B,)`` and row indices into
     ``split`` ``(B,)`` on the CPU (unreadable images are skipped). Each worker prefetches one batch,
     so memory is bounded by ``batch_size``. ``allow_empty``: this process's share may hold no image
     (another process may hold them all) instead of being refused.
     """
-    stream = ExampleStream(
-        split, transform, shuffle=False, rank=rank, world_size=world_size, batch_size=batch_size, with_index=True
+    stream = make_stream(
+        split, views, shuffle=False, rank=rank, world_size=world_size, batch_size=batch_size, with_index=True
     )
-    loader = ResumableLoader(stream, num_workers=num_workers, prefetch_factor=1, allow_empty=allow_empty)
+    loader = ResumableLoader(
+        stream,
+        num_workers=num_workers,
+        prefetch_factor=1,
+        allow_empty=allow_empty,
+        pin_memory=device.type == "cuda",
+        device=device,
+    )
     was_training = model.training
     model.eval()
     try:
@@ -114,13 +122,18 @@ def topk(scores: Tensor, labels: Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[s
 
 
 def extract_features(
-    model: nn.Module, split: datasets.Dataset, resolution: int, batch_size: int, num_workers: int, device: torch.device
+    model: nn.Module,
+    split: datasets.Dataset | DecodedSplit,
+    resolution: int,
+    batch_size: int,
+    num_workers: int,
+    device: torch.device,
 ) -> tuple[Tensor, Tensor]:
     """Model outputs on every image of ``split`` (centre crop): ``(N, F)`` features and ``(N,)`` labels."""
-    transform = eval_transform(resolution, timm.data.resolve_data_config({}, model=model))
+    views = eval_views(resolution, timm.data.resolve_data_config({}, model=model))
     model.to(device)
     features, labels = [], []
-    for outputs, batch_labels, _ in model_outputs(model, split, transform, batch_size, num_workers, device):
+    for outputs, batch_labels, _ in model_outputs(model, split, views, batch_size, num_workers, device):
         features.append(outputs.float().cpu())
         labels.append(batch_labels)
     return torch.cat(features), torch.cat(labels)
@@ -134,7 +147,7 @@ def evaluate_teacher(config: TeacherEvalConfig, data_config: DataConfig) -> dict
     data_config.refuse_streamed_splits("eval-teacher")
     check_results_destination(Path(config.output), is_results_file)
     model = load_model_folder(config.checkpoint, expect="teacher")
-    data = load_data(data_config)
+    data = _load_data(data_config, ("train", config.split), config.num_workers)
     scored_split = _split(data, config.split)
     resolution = config.resolution or model.pretrained_cfg["input_size"][-1]
     loading = (resolution, config.batch_size, config.num_workers, _device())
@@ -159,7 +172,7 @@ def evaluate_teacher(config: TeacherEvalConfig, data_config: DataConfig) -> dict
 @torch.no_grad()
 def validation_scores(
     model: nn.Module,
-    split: datasets.Dataset,
+    split: datasets.Dataset | DecodedSplit,
     resolution: int,
     batch_size: int,
     num_workers: int,
@@ -173,11 +186,11 @@ def validation_scores(
     Raises:
         VipriorsError: no process read any image.
     """
-    transform = eval_transform(resolution, timm.data.resolve_data_config({}, model=model))
+    views = eval_views(resolution, timm.data.resolve_data_config({}, model=model))
     counts = torch.zeros(3, dtype=torch.long, device=accelerator.device)
     share = dict(rank=accelerator.process_index, world_size=accelerator.num_processes, allow_empty=True)
     for logits, labels, _ in model_outputs(
-        model, split, transform, batch_size, num_workers, accelerator.device, autocast=accelerator.autocast, **share
+        model, split, views, batch_size, num_workers, accelerator.device, autocast=accelerator.autocast, **share
     ):
         labels = labels.to(accelerator.device)
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]
@@ -190,7 +203,7 @@ def validation_scores(
 
 def predict_probabilities(
     model: nn.Module,
-    split: datasets.Dataset,
+    split: datasets.Dataset | DecodedSplit,
     resolution: int,
     ten_crop: bool,
     batch_size: int,
@@ -205,11 +218,11 @@ def predict_probabilities(
     ``(N,)`` and row indices into ``split`` ``(N,)`` (unreadable images are skipped).
     """
     data_config = timm.data.resolve_data_config({}, model=model)
-    transform = (ten_crop_transform if ten_crop else eval_transform)(resolution, data_config)
+    views = eval_views(resolution, data_config, ten_crop)
     images_per_batch = max(1, batch_size // 10) if ten_crop else batch_size
     model.to(device)
     probabilities, labels, indices = [], [], []
-    for outputs, batch_labels, rows in model_outputs(model, split, transform, images_per_batch, num_workers, device):
+    for outputs, batch_labels, rows in model_outputs(model, split, views, images_per_batch, num_workers, device):
         scores = outputs.float().softmax(dim=-1)
         probabilities.append((scores.mean(dim=1) if scores.ndim == 3 else scores).cpu())
         labels.append(batch_labels)
@@ -235,7 +248,7 @@ def evaluate_students(config: EvaluateConfig, data_config: DataConfig) -> dict[s
         if submission.absolute() == output.absolute():
             raise VipriorsError("--submission and --output name the same file: give each its own.")
     models = [(checkpoint, load_model_folder(checkpoint, expect="student")) for checkpoint in checkpoints]
-    data = load_data(data_config)
+    data = _load_data(data_config, (split,), config.num_workers)
     scored_split = _split(data, split)
     members, summed, labels, rows = [], None, None, None
     for checkpoint, model in models:

@@ -31,11 +31,15 @@ def knn_scores(
 def linear_probe_scores(
     train: Tensor, train_labels: Tensor, queries: Tensor, num_classes: int, iterations: int, weight_decay: float
 ) -> Tensor:
-    """Fit a multinomial logistic regression on frozen, standardised features with L-BFGS and return
-    the class scores ``(Q, C)`` of ``queries``. Shapes: ``train`` ``(N, F)``, ``queries`` ``(Q, F)``."""
+    """Fit a multinomial logistic regression on frozen, standardised features with L-BFGS from zero
+    weights and return the class scores ``(Q, C)`` of ``queries``. Shapes: ``train`` ``(N, F)``,
+    ``queries`` ``(Q, F)``."""
     mean, std = train.mean(dim=0), train.std(dim=0).clamp_min(1e-6)
     inputs = (train - mean) / std
     classifier = nn.Linear(train.shape[1], num_classes)
+    # The problem is convex: start from zero, so that the scores do not depend on the global generator.
+    nn.init.zeros_(classifier.weight)
+    nn.init.zeros_(classifier.bias)
     optimizer = torch.optim.LBFGS(classifier.parameters(), lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe")
 
     def closure() -> Tensor:

@@ -34,7 +34,9 @@ def read_submission(path: Path) -> dict[str, int]:
 
 def image_ids(data_config: DataConfig, split_name: str, split: datasets.Dataset, rows: Tensor) -> list[str]:
     """Submission ids of ``rows`` of ``split``: ``img_{i}.JPEG`` (position in the official list) for the
-    VIPriors test split, else the split's ``id`` column, else the row index."""
+    VIPriors test split, else the split's ``id`` column, else the row index (``split`` may be its
+    decoded cache, whose rows are the split's)."""
+    split = getattr(split, "source", split)
     if data_config.dataset == "vipriors" and split_name == "test":
         position = {entry.stem: i for i, entry in enumerate(load_split_lists(data_config.split_lists).test)}
         return [f"img_{position[split[int(row)]['id']]}.JPEG" for row in rows]

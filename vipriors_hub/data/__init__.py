@@ -5,7 +5,11 @@
 * ``sources.py``: ``load_data`` over every source; ``vipriors.py`` and ``split_lists.py`` the
   VIPriors subset from the official split lists; ``fashion_mnist.py``;
 * ``images.py``: decoding to RGB (bombs refused, 16-bit scaled);
-* ``transforms.py``: each phase's transforms (timm's factory);
+* ``transforms.py``: each phase's PIL transforms (timm's factory), the reference pipeline;
+* ``decoded_cache.py``: every image decoded once into a memory-mapped cache; ``cached_stream.py`` its
+  batches; ``batch_params.py``, ``batch_ops.py``, ``batch_autoaugment.py``, ``batch_transforms.py``:
+  the device pipeline's per-sample augmentations of whole batches; ``pipeline.py`` the choice;
+* ``device_feed.py``: batches sent to the device one ahead;
 * ``stream.py``: sharded, reshuffled, exactly resumable iteration; ``loader.py``: the loader that
   owns the epoch and batch position.
 
@@ -28,6 +32,17 @@ _HOMES = {
     "EpochPart": "stream",
     "ExampleStream": "stream",
     "ResumableLoader": "loader",
+    "DATA_PIPELINES": "settings",
+    "DecodedSplit": "decoded_cache",
+    "open_decoded": "decoded_cache",
+    "CachedExampleStream": "cached_stream",
+    "decode_splits": "pipeline",
+    "make_stream": "pipeline",
+    "resolve_pipeline": "pipeline",
+    "Views": "batch_transforms",
+    "eval_views": "batch_transforms",
+    "moco_v2_views": "batch_transforms",
+    "student_views": "batch_transforms",
     "TwoCrops": "transforms",
     "check_auto_augment": "transforms",
     "eval_transform": "transforms",

@@ -6,13 +6,52 @@ from dataclasses import dataclass, field
 from ..config import check_settings
 from ..errors import VipriorsError
 
-__all__ = ["CIFAR10_POLICY", "DATASETS", "DEFAULT_FASHION_MNIST_DIR", "DEFAULT_IMAGENET_HUB_ID", "DataConfig"]
+__all__ = [
+    "BATCH_POLICIES",
+    "CIFAR10_POLICY",
+    "DATASETS",
+    "DATA_PIPELINES",
+    "DEFAULT_FASHION_MNIST_DIR",
+    "DEFAULT_IMAGENET_HUB_ID",
+    "DataConfig",
+    "check_batch_policy",
+    "pipeline_for",
+]
 
 DATASETS = ("vipriors", "fashion-mnist", "imagefolder", "parquet", "hub")
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 DEFAULT_IMAGENET_HUB_ID = "ILSVRC/imagenet-1k"
+DATA_PIPELINES = ("auto", "device", "pil")
+"""``--data-pipeline``: ``device`` decodes every image once into a cache and augments whole batches
+where the model runs; ``pil`` decodes and augments image by image in the DataLoader workers (the
+reference); ``auto`` takes the faster on the device type (``benchmarks/README.md``)."""
 CIFAR10_POLICY = "cifar10"
 """``--aa cifar10``: torchvision's AutoAugment CIFAR-10 policy, the policy of the original code."""
+BATCH_POLICIES = ("original", CIFAR10_POLICY)
+"""The AutoAugment policies the device pipeline runs (``--aa``): timm's ImageNet policy and torchvision's
+CIFAR-10 one."""
+
+
+def pipeline_for(choice: str, device_type: str) -> str:
+    """``device`` or ``pil`` for ``--data-pipeline choice`` on a ``device_type`` device: ``auto`` is the
+    device pipeline on a GPU and the PIL pipeline on a CPU, the faster of the two on each (measured:
+    ``benchmarks/README.md``, loader throughput)."""
+    if choice != "auto":
+        return choice
+    return "device" if device_type == "cuda" else "pil"
+
+
+def check_batch_policy(policy: str | None) -> None:
+    """Refuse an AutoAugment policy the device pipeline does not run.
+
+    Raises:
+        VipriorsError: one line naming the policies it runs and the way out.
+    """
+    if policy is not None and policy not in BATCH_POLICIES:
+        raise VipriorsError(
+            f"--aa {policy}: the device pipeline runs {', '.join(BATCH_POLICIES)} (or none); "
+            "use --data-pipeline pil for other policies."
+        )
 
 
 @dataclass
@@ -50,7 +89,21 @@ class DataConfig:
     streaming: bool = field(default=False, metadata={"help": "stream the source instead of downloading it"})
     image_column: str = field(default="image", metadata={"help": "image column of the source"})
     label_column: str = field(default="label", metadata={"help": "label column of the source"})
-    cache_dir: str | None = field(default=None, metadata={"help": "datasets cache folder (none: HF_DATASETS_CACHE)"})
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "datasets and decoded-image cache folder (none: HF_DATASETS_CACHE)"}
+    )
+    data_pipeline: str = field(
+        default="auto",
+        metadata={
+            "help": "device: decode once into a cache, augment whole batches on the model's device; pil: decode "
+            "and augment per image in the workers; auto: device on a GPU, pil on a CPU (the faster on each)",
+            "choices": DATA_PIPELINES,
+        },
+    )
+    decode_max_side: int = field(
+        default=512,
+        metadata={"help": "longer side (px) of images in the decoded cache (device pipeline)", "min": 8, "max": 8192},
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)

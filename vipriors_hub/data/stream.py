@@ -139,23 +139,76 @@ class ExampleStream(torch.utils.data.IterableDataset):
             raise TypeError("A streaming source has no length.")
         return len(self.rank_indices())
 
-    def _map_style_batches(
-        self, part: EpochPart, worker: int, workers: int
-    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-        """This worker's batches of ``part``: ``(batch number, examples)``, each read as one Arrow batch."""
-        indices = self.rank_indices(part.epoch)
-        columns = self.source.select_columns(["image", "label"])
-        count = len(indices) // self.batch_size if part.drop_last else -(-len(indices) // self.batch_size)
-        for batch in range(part.skip_batches + worker, count, workers):
-            rows = indices[batch * self.batch_size : (batch + 1) * self.batch_size].tolist()
-            table = columns[rows]
-            yield (
-                batch,
-                [
-                    {"image": image, "label": label, "_index": row}
-                    for image, label, row in zip(table["image"], table["label"], rows, strict=True)
-                ],
+    def batch_count(self, drop_last: bool) -> int:
+        """Batches of an epoch of a map-style source (the last, shorter one dropped when ``drop_last``)."""
+        examples = len(self)
+        return examples // self.batch_size if drop_last else -(-examples // self.batch_size)
+
+    def batch_seed(self, epoch: int, number: int) -> int:
+        """The seed of batch ``number`` of ``epoch`` on this rank: its augmentations and top-ups."""
+        return int(np.random.SeedSequence([self.seed, epoch, self.rank, number]).generate_state(1)[0])
+
+    def batch_rows(self, epoch: int, number: int) -> np.ndarray:
+        """The source rows of batch ``number`` of ``epoch`` on this rank."""
+        return self.rank_indices(epoch)[number * self.batch_size : (number + 1) * self.batch_size]
+
+    def _examples(self, rows: list[int]) -> Iterator[dict[str, Any]]:
+        """The raw examples of ``rows``, read as one Arrow batch."""
+        table = self.source.select_columns(["image", "label"])[rows]
+        for image, label, row in zip(table["image"], table["label"], rows, strict=True):
+            yield {"image": image, "label": label, "_index": row}
+
+    def _map_style_batch(self, epoch: int, number: int, drop_last: bool) -> tuple[list[tuple[Any, ...]], int]:
+        """Batch ``number`` of ``epoch``: its transformed examples and the number of unreadable images
+        skipped in it (a training batch is topped up, see :meth:`batches`)."""
+        rows = self.batch_rows(epoch, number).tolist()
+        seed = self.batch_seed(epoch, number)
+        with _seeded_rngs(seed, restore=get_worker_info() is None):
+            transformed, unreadable = self._transform(self._examples(rows), len(rows))
+            missing = len(rows) - len(transformed)
+            if missing and drop_last:
+                # An unreadable candidate is counted where its own batch reads it (or not at all
+                # when it lies in the epoch's dropped tail), not here.
+                extra, _ = self._transform(self._replacements(missing, seed, rows, epoch), missing)
+                transformed += extra
+        return transformed, unreadable
+
+    def collate(self, transformed: list[tuple[Any, ...]]) -> Any:
+        """A batch of transformed examples (``None`` when there is none)."""
+        return default_collate(transformed) if transformed else None
+
+    def make_batch(self, epoch: int, number: int, drop_last: bool) -> tuple[Any, int]:
+        """Batch ``number`` of ``epoch`` on this rank, collated, with its count of unreadable images."""
+        transformed, unreadable = self._map_style_batch(epoch, number, drop_last)
+        return self.collate(transformed), unreadable
+
+    def _warn_skipped(self, skipped: int, epoch: int) -> None:
+        if skipped:
+            logger.warning(
+                "Skipped %d unreadable image(s) (corrupt or truncated) in epoch %d on rank %d.",
+                skipped,
+                epoch,
+                self.rank,
             )
+
+    def continuous_batches(self, part: EpochPart) -> Iterator[tuple[int, int, Any, int]]:
+        """Every batch from ``part`` on, epoch after epoch, without end, as ``(epoch, number, batch,
+        skipped)``: what a loader whose workers live across epochs reads. The ``g``-th batch of the
+        whole sequence is made by worker ``g mod workers`` (the DataLoader's round-robin), so the
+        sequence does not depend on the number of workers. Map-style sources only."""
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        epoch, skip, position = part.epoch, part.skip_batches, 0
+        while True:
+            skipped = 0
+            for number in range(skip, self.batch_count(part.drop_last)):
+                if position % workers == worker:
+                    batch, unreadable = self.make_batch(epoch, number, part.drop_last)
+                    skipped += unreadable
+                    yield epoch, number, batch, unreadable
+                position += 1
+            self._warn_skipped(skipped, epoch)
+            epoch, skip = epoch + 1, 0
 
     def _streamed_batches(
         self, part: EpochPart, worker: int, workers: int
@@ -188,9 +241,7 @@ class ExampleStream(torch.utils.data.IterableDataset):
         candidates = np.setdiff1d(self.rank_indices(epoch), batch)
         rng = np.random.default_rng(seed)
         rows = rng.choice(candidates, size=min(len(candidates), count * TOP_UP_TRIES), replace=False).tolist()
-        table = self.source.select_columns(["image", "label"])[rows]
-        for image, label, row in zip(table["image"], table["label"], rows, strict=True):
-            yield {"image": image, "label": label, "_index": row}
+        return self._examples(rows)
 
     def _transform(self, examples: Iterator[dict[str, Any]], wanted: int) -> tuple[list[tuple[Any, ...]], int]:
         """Up to ``wanted`` transformed ``examples`` and the number of unreadable ones skipped."""
@@ -211,37 +262,26 @@ class ExampleStream(torch.utils.data.IterableDataset):
     def _transformed_batches(self, part: EpochPart) -> Iterator[tuple[list[tuple[Any, ...]], int]]:
         """This rank's (and DataLoader worker's) batches of ``part``, each a list of transformed
         examples with the number of unreadable images skipped in it. An unreadable image is skipped
-        and counted; in a training epoch (``drop_last``, a
-        map-style source) its place is taken by another image of the rank's share drawn from the
-        batch's seed, so that every batch is full on every rank (BatchNorm, shuffle-BN groups and
-        mixup pairs get the sizes they need, ranks stay in step, resume stays exact); elsewhere the
-        batch is shorter."""
+        and counted; in a training epoch (``drop_last``, a map-style source) its place is taken by
+        another image of the rank's share drawn from the batch's seed, so that every batch is full on
+        every rank (BatchNorm, shuffle-BN groups and mixup pairs get the sizes they need, ranks stay in
+        step, resume stays exact); elsewhere the batch is shorter."""
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        batches = self._streamed_batches if self.is_streaming else self._map_style_batches
-        skipped = replaced = 0
-        for number, examples in batches(part, worker, workers):
-            seed = int(np.random.SeedSequence([self.seed, part.epoch, self.rank, number]).generate_state(1)[0])
-            with _seeded_rngs(seed, restore=info is None):
-                transformed, unreadable = self._transform(iter(examples), len(examples))
+        skipped = 0
+        if self.is_streaming:
+            for number, examples in self._streamed_batches(part, worker, workers):
+                seed = self.batch_seed(part.epoch, number)
+                with _seeded_rngs(seed, restore=info is None):
+                    transformed, unreadable = self._transform(iter(examples), len(examples))
                 skipped += unreadable
-                missing = len(examples) - len(transformed)
-                if missing and part.drop_last and not self.is_streaming:
-                    # An unreadable candidate is counted where its own batch reads it (or not at all
-                    # when it lies in the epoch's dropped tail), not here.
-                    rows = [example["_index"] for example in examples]
-                    extra, _ = self._transform(self._replacements(missing, seed, rows, part.epoch), missing)
-                    transformed += extra
-                    replaced += len(extra)
-            yield transformed, unreadable
-        if skipped:
-            logger.warning(
-                "Skipped %d unreadable image(s) (corrupt or truncated) in epoch %d on rank %d%s.",
-                skipped,
-                part.epoch,
-                self.rank,
-                f"; {replaced} other image(s) of the epoch took their places in full batches" if replaced else "",
-            )
+                yield transformed, unreadable
+        else:
+            for number in range(part.skip_batches + worker, self.batch_count(part.drop_last), workers):
+                transformed, unreadable = self._map_style_batch(part.epoch, number, part.drop_last)
+                skipped += unreadable
+                yield transformed, unreadable
+        self._warn_skipped(skipped, part.epoch)
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         """The transformed examples ``(image, label[, index])`` of epoch 0 one by one (unreadable
@@ -250,11 +290,36 @@ class ExampleStream(torch.utils.data.IterableDataset):
             self.skipped_images += skipped
             yield from transformed
 
+    def to_device(self, batch: Any, device: torch.device) -> Any:
+        """``batch`` with its images sent to ``device`` (asynchronously from pinned memory); labels and
+        row indices stay on the CPU."""
+        images = batch[0]
+        moved = (
+            tuple(view.to(device, non_blocking=True) for view in images)
+            if isinstance(images, (tuple, list))
+            else images.to(device, non_blocking=True)
+        )
+        return (moved, *batch[1:])
+
+    def finish(self, batch: Any) -> Any:
+        """What is left to do to a batch on its device: nothing (the PIL transform made it)."""
+        return batch
+
     def batches(self, part: EpochPart) -> Iterator[tuple[Any, int]]:
         """The collated batches of ``part`` (images ``(B, ...)``, labels ``(B,)``[, indices ``(B,)``]),
         each with its count of unreadable images skipped: one per batch of the epoch's order, so that
         a batch never takes examples of the next one when an image was skipped, and resuming after
         ``k`` batches stays exact whatever the number of workers. A batch whose every image was
         unreadable is ``None``, so that it still counts as a batch done."""
-        for transformed, skipped in self._transformed_batches(part):
-            yield (default_collate(transformed) if transformed else None), skipped
+        if self.is_streaming:
+            for transformed, skipped in self._transformed_batches(part):
+                yield self.collate(transformed), skipped
+            return
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        skipped = 0
+        for number in range(part.skip_batches + worker, self.batch_count(part.drop_last), workers):
+            batch, unreadable = self.make_batch(part.epoch, number, part.drop_last)
+            skipped += unreadable
+            yield batch, unreadable
+        self._warn_skipped(skipped, part.epoch)

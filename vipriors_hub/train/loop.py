@@ -18,7 +18,6 @@ preemption signal, finish. Every run writes (this is the one description of the 
 """
 
 import contextlib
-import dataclasses
 import signal
 import time
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from accelerate import Accelerator
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data import DataConfig, DataSplits, ExampleStream, ResumableLoader, load_data
+from ..data import DataConfig, DataSplits
 from ..errors import RunPreempted, VipriorsError
 from ..outputs import write_failure
 from .checkpoints import CheckpointManager, is_write_error
@@ -41,16 +40,9 @@ from .phase import StepOutput, StepPosition, TrainingPhase
 from .preemption import StopSignals
 from .prepare import prepare_phase
 from .result import FitResult, StepFlops
-from .run import (
-    gradient_accumulation,
-    learning_rate,
-    plan_steps,
-    resolve_seeds,
-    start_record,
-    start_run,
-    tracker_config,
-)
+from .run import learning_rate, start_record, tracker_config
 from .run_folder import hold_run_folder, open_run
+from .run_setup import set_up_run
 from .settings import TrainSettings
 
 __all__ = ["fit", "train_micro_step", "write_model_folder_of"]
@@ -81,10 +73,11 @@ def fit(
     settings: TrainSettings,
     data_config: DataConfig,
     build_phase: Callable[[Accelerator, DataSplits, TrainSettings], TrainingPhase],
+    splits: tuple[str, ...] = ("train",),
 ) -> FitResult:
     """Train the phase that ``build_phase`` makes for the accelerator, the data and the settings as the
-    run resolved them (seeds); return what the run did (also written to ``OUTPUT/result.json``; its
-    ``final`` is ``OUTPUT/final``).
+    run resolved them (seeds, data pipeline; ``splits``: those the phase reads); return what the run
+    did (also written to ``OUTPUT/result.json``; its ``final`` is ``OUTPUT/final``).
 
     The main process holds the run folder's lock throughout. SIGTERM / SIGUSR1 stop every process
     after the same optimizer step, with a checkpoint of that step.
@@ -95,44 +88,14 @@ def fit(
             write the disk refused (the last complete checkpoint is kept).
         RunPreempted: a stop signal arrived; the checkpoint it names continues with ``--resume``.
     """
-    data_config.refuse_streamed_splits("training")
-    settings, data_config = resolve_seeds(settings, data_config)
-    accelerator, settings, resume_from = start_run(settings, settings.seed)
+    setup = set_up_run(settings, data_config, build_phase, splits)
+    accelerator, settings, data_config = setup.accelerator, setup.settings, setup.data_config
+    phase, loader, resume_from = setup.phase, setup.loader, setup.resume_from
+    steps_per_epoch, total_steps = setup.steps_per_epoch, setup.total_steps
     output = Path(settings.output)
-    data, failure = None, None
-    if accelerator.is_main_process:  # first, so that the other processes find its datasets cache
-        try:
-            data = load_data(data_config)
-        except VipriorsError as error:
-            failure = error
-    raise_on_any(accelerator, failure)
-    data = data or load_data(data_config)
-    phase = build_phase(accelerator, data, settings)
-    stream = ExampleStream(
-        data.splits["train"],
-        phase.transform,
-        shuffle=True,
-        seed=settings.seed,
-        rank=accelerator.process_index,
-        world_size=accelerator.num_processes,
-        batch_size=settings.batch_size,
-    )
-    loader = ResumableLoader(
-        stream, num_workers=settings.num_workers, drop_last=True, pin_memory=accelerator.device.type == "cuda"
-    )
-    accumulation = gradient_accumulation(settings, accelerator.num_processes, len(loader))
-    accelerator.gradient_accumulation_steps = accumulation
-    on_gpu = accelerator.device.type == "cuda"
-    settings = dataclasses.replace(
-        settings,
-        gradient_accumulation_steps=accumulation,
-        channels_last=on_gpu if settings.channels_last is None else settings.channels_last,
-        torch_compile=on_gpu if settings.torch_compile is None else settings.torch_compile,
-    )
-    steps_per_epoch, total_steps = plan_steps(
-        len(loader), len(stream), settings.batch_size, accumulation, settings.epochs, settings.max_steps
-    )
+    accumulation = settings.gradient_accumulation_steps
     with contextlib.ExitStack() as run_scope:
+        run_scope.callback(loader.close)
         run_scope.enter_context(hold_run_folder(accelerator, output, settings))
         sections = open_run(accelerator, output, {"data": data_config, "train": settings}, settings)
         model, optimizer, scheduler = prepare_phase(
@@ -142,7 +105,9 @@ def fit(
         metrics = MetricsWriter(output / "metrics.jsonl", accelerator)
         guard = NonFiniteGuard(accelerator, model)
         step = micro_step = 0
-        seconds_before, validation, skipped_before = 0.0, {}, 0
+        seconds_before, validation = 0.0, {}
+        # The decoded cache counted each unreadable training image once, when it was built.
+        skipped_before = getattr(loader.stream.source, "skipped", 0) if accelerator.is_main_process else 0
         flops = StepFlops(accelerator.num_processes)
         if settings.resume:
             checkpoint = resume_from or checkpoints.latest()

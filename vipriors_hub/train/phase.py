@@ -1,6 +1,6 @@
 """What a phase of the method gives the training loop: its module, transform and step, and its hooks."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -8,6 +8,8 @@ from typing import Any, NamedTuple
 import torch
 from accelerate import Accelerator
 from torch import Tensor, nn
+
+from ..data.batch_transforms import Views
 
 __all__ = ["RunContext", "StepOutput", "StepPosition", "TrainingPhase"]
 
@@ -41,12 +43,12 @@ class RunContext:
 
 class TrainingPhase:
     """A phase of the method as the loop drives it. Subclasses set ``name``, ``model`` (the module the
-    optimizer trains) and ``transform`` and implement :meth:`training_step`; the other hooks do
-    nothing unless overridden."""
+    optimizer trains) and ``views`` (its training augmentation in both data pipelines) and implement
+    :meth:`training_step`; the other hooks do nothing unless overridden."""
 
     name: str
     model: nn.Module
-    transform: Callable[[Any], Any]
+    views: Views
 
     def start(self, context: RunContext, model: nn.Module) -> None:
         """Called once before the first step with the run and the prepared (wrapped) ``model``."""
@@ -62,7 +64,8 @@ class TrainingPhase:
         self.model.compile()
 
     def training_step(self, batch: Any, position: StepPosition) -> StepOutput:
-        """Forward one micro-batch (as the loader gives it, on the CPU) and return its loss."""
+        """Forward one micro-batch (as the loader gives it: images on the device, labels on the CPU)
+        and return its loss."""
         raise NotImplementedError
 
     def step_kind(self, position: StepPosition) -> str:

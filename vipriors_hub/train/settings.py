@@ -99,6 +99,14 @@ class RunSettings:
     overwrite: bool = field(
         default=False, metadata={"help": "replace the training run in --output (nothing else)", "action": True}
     )
+    dry_run: bool = field(
+        default=False,
+        metadata={
+            "help": "time a few real steps of this run (data path included), print the estimated wall time of "
+            "the whole run and what bounds it; write nothing",
+            "action": True,
+        },
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.resume, bool):

@@ -8,7 +8,7 @@ teacher it is the plain supervised baseline.
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import timm
 import torch
@@ -17,7 +17,8 @@ from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from torch import Tensor, nn
 
-from ..data import DataConfig, DataSplits, student_train_transform
+from ..data import DataConfig, DataSplits, student_views
+from ..data.settings import check_batch_policy, pipeline_for
 from ..errors import VipriorsError
 from ..evaluate import validation_scores
 from ..hub import family_architecture, load_model_folder, write_run_model
@@ -26,6 +27,9 @@ from .distill import FrozenTeacher, StudentWithConnectors, student_from_teacher
 from .loop import fit, write_model_folder_of
 from .phase import RunContext, StepOutput, StepPosition, TrainingPhase
 from .result import FitResult
+
+if TYPE_CHECKING:
+    from .dry_run import RunEstimate
 from .run_folder import document
 from .settings import check_architecture
 from .student_settings import StudentConfig
@@ -49,7 +53,7 @@ class StudentPhase(TrainingPhase):
             self.model.ofd.distance = torch.compile(partial_l2)
         self.teacher = FrozenTeacher(teacher, config.teacher_bn) if distill else None
         data_config = timm.data.resolve_data_config({}, model=student)
-        self.transform = student_train_transform(config.resolution, data_config, config.auto_augment, config.reprob)
+        self.views = student_views(config.resolution, data_config, config.auto_augment, config.reprob)
         mixing = dict(mixup_alpha=config.mixup, cutmix_alpha=config.cutmix, label_smoothing=config.label_smoothing)
         self.mixup = Mixup(**mixing, num_classes=len(data.class_names)) if config.mixup or config.cutmix else None
         self.criterion = SoftTargetCrossEntropy() if self.mixup else LabelSmoothingCrossEntropy(config.label_smoothing)
@@ -113,11 +117,14 @@ class StudentPhase(TrainingPhase):
         write_run_model(student, folder, "student", self.architecture, self.config.resolution, *run)
 
 
-def train_student(config: StudentConfig, data_config: DataConfig) -> FitResult:
+def train_student(config: StudentConfig, data_config: DataConfig) -> "FitResult | RunEstimate":
     """Train the student; return what the run did (its ``final``: ``OUTPUT/final``, the classifier of
     the last epoch, Hub-ready).
 
     ``OUTPUT/best`` holds the classifier with the best validation top-1.
+
+    With ``--dry-run`` it returns the run's :class:`~vipriors_hub.train.dry_run.RunEstimate` instead
+    (nothing written).
 
     Raises:
         VipriorsError: bad configuration or data, a different run in the output folder (or one still
@@ -130,8 +137,15 @@ def train_student(config: StudentConfig, data_config: DataConfig) -> FitResult:
     if architecture is None:
         raise VipriorsError("Without --teacher, name the student's --model.")
     check_architecture(architecture)
+    device_type = "cuda" if torch.cuda.is_available() and not config.cpu else "cpu"
+    if pipeline_for(data_config.data_pipeline, device_type) == "device":
+        check_batch_policy(config.auto_augment)
 
     def build(accelerator: Accelerator, data: DataSplits, settings: StudentConfig) -> StudentPhase:
         return StudentPhase(settings, architecture, teacher, data)
 
-    return fit(config, data_config, build)
+    if config.dry_run:
+        from .dry_run import estimate_run
+
+        return estimate_run(config, data_config, build, ("train", "val"))
+    return fit(config, data_config, build, ("train", "val"))

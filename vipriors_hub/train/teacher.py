@@ -8,7 +8,7 @@ grad_accum_steps`` (MoCo v2: 0.03 for 256).
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import timm
 import torch
@@ -16,13 +16,16 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import Tensor, nn
 
-from ..data import DataConfig, DataSplits, moco_v2_transform
+from ..data import DataConfig, DataSplits, moco_v2_views
 from ..hub import write_run_model
 from ..losses import MarginContrastiveLoss
 from .loop import fit
 from .moco import KeyQueue, build_key_encoder, build_query_encoder, momentum_update, shuffled_key_forward
 from .phase import RunContext, StepOutput, StepPosition, TrainingPhase
 from .result import FitResult
+
+if TYPE_CHECKING:
+    from .dry_run import RunEstimate
 from .run import step_generator
 from .run_folder import document
 from .settings import check_architecture
@@ -46,7 +49,7 @@ class TeacherPhase(TrainingPhase):
         self.key_encoder = build_key_encoder(self.model).to(accelerator.device)
         self.queue = KeyQueue(config.queue_size, config.projection_dim).to(accelerator.device)
         self.criterion = MarginContrastiveLoss(config.margin, config.temperature)
-        self.transform = moco_v2_transform(config.resolution, timm.data.resolve_data_config({}, model=self.model[0]))
+        self.views = moco_v2_views(config.resolution, timm.data.resolve_data_config({}, model=self.model[0]))
         self.keys: Tensor | None = None
 
     def start(self, context: RunContext, model: nn.Module) -> None:
@@ -120,9 +123,12 @@ class TeacherPhase(TrainingPhase):
         )
 
 
-def train_teacher(config: TeacherConfig, data_config: DataConfig) -> FitResult:
+def train_teacher(config: TeacherConfig, data_config: DataConfig) -> "FitResult | RunEstimate":
     """Train the teacher; return what the run did (its ``final``: ``OUTPUT/final``, the backbone
     without head, Hub-ready).
+
+    With ``--dry-run`` it returns the run's :class:`~vipriors_hub.train.dry_run.RunEstimate` instead
+    (nothing written).
 
     Raises:
         VipriorsError: bad configuration or data, a different run in the output folder (or one still
@@ -135,4 +141,8 @@ def train_teacher(config: TeacherConfig, data_config: DataConfig) -> FitResult:
     def build(accelerator: Accelerator, data: DataSplits, settings: TeacherConfig) -> TeacherPhase:
         return TeacherPhase(settings, accelerator, settings.seed)
 
+    if config.dry_run:
+        from .dry_run import estimate_run
+
+        return estimate_run(config, data_config, build)
     return fit(config, data_config, build)
