@@ -202,3 +202,17 @@ def test_the_run_folder_records_the_pipeline_the_run_used(tmp_path: Path, capsys
     capsys.readouterr()
     assert main([*args, "--resume", "--data-pipeline", "device", "--cache-dir", str(tmp_path / "cache")]) == 2
     assert "data.data_pipeline" in capsys.readouterr().err
+
+
+def test_a_dry_run_is_refused_where_the_run_would_be(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = ["train-teacher", *TINY, *FASHION_ARGS, "--per-class", "4", "--epochs", "1", "--queue-size", "16", "-j", "0"]
+    assert main([*args, "--output", str(tmp_path / "fresh"), "--resume", "--dry-run"]) == 2
+    assert "--resume" in capsys.readouterr().err and not (tmp_path / "fresh").exists()
+
+
+def test_an_empty_validation_split_is_refused_before_the_student_trains(
+    teacher_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = ["train-student", *TINY, *FASHION_ARGS, "--per-class", "4", "--epochs", "1", "-j", "0"]
+    assert main([*args, "--teacher", str(teacher_run / "final"), "--output", str(tmp_path / "run")]) == 2
+    assert "--val-per-class" in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -75,6 +75,7 @@ def demo_data_config(config: DemoConfig | None = None) -> DataConfig:
         seed=config.seed,
         data_pipeline=config.data_pipeline,
         cache_dir=config.cache_dir,
+        decode_max_side=config.decode_max_side,
     )
 
 

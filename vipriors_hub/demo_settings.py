@@ -129,6 +129,10 @@ class DemoConfig:
     cache_dir: str | None = field(
         default=None, metadata={"help": "folder of the decoded cache (none: HF_DATASETS_CACHE)"}
     )
+    decode_max_side: int = field(
+        default=512,
+        metadata={"help": "longer side (px) of images in the decoded cache (device pipeline)", "min": 8, "max": 8192},
+    )
     mixed_precision: str | None = field(
         default=None,
         metadata={"help": "every arm's precision (none: accelerate's setting)", "choices": ("no", "fp16", "bf16")},

@@ -241,6 +241,11 @@ def _build(split: datasets.Dataset, folder: Path, key: str, max_side: int, worke
             if not (folder / "manifest.json").exists():
                 raise
             logger.info("Another process built %s first; using its cache.", folder)
+    except (NotADirectoryError, FileExistsError, PermissionError) as error:
+        raise VipriorsError(
+            f"Could not create the decoded cache in {folder.parent}: {error.strerror or error}; pass --cache-dir a "
+            "folder this user may write."
+        ) from error
     except OSError as error:
         raise write_failure(
             "the decoded cache", folder.parent, error, "Free space there or pass --cache-dir on a larger disk."

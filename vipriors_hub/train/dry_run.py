@@ -150,7 +150,7 @@ def estimate_run(
     Raises:
         VipriorsError: bad configuration or data.
     """
-    setup = set_up_run(settings, data_config, build_phase, splits, dry_run=True)
+    setup = set_up_run(settings, data_config, build_phase, splits)
     accelerator, settings, phase, loader = setup.accelerator, setup.settings, setup.phase, setup.loader
     model, optimizer, _ = prepare_phase(
         phase, settings, accelerator, setup.steps_per_epoch, setup.total_steps, Path(settings.output), {}

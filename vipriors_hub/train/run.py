@@ -74,11 +74,9 @@ def resolve_seeds(settings: TrainSettings, data_config: DataConfig) -> tuple[Tra
     return dataclasses.replace(settings, seed=seed), dataclasses.replace(data_config, seed=data_seed)
 
 
-def start_run(
-    settings: TrainSettings, seed: int, check_output: bool = True
-) -> tuple[Accelerator, TrainSettings, Path | None]:
-    """Create the accelerator, check the output folder unless not ``check_output`` (a dry run; nothing
-    written; a run still going there is refused first) and seed every generator.
+def start_run(settings: TrainSettings, seed: int) -> tuple[Accelerator, TrainSettings, Path | None]:
+    """Create the accelerator, check the output folder (nothing written; a run still going there is
+    refused first; a dry run is refused where the run would be) and seed every generator.
 
     Returns the accelerator, the settings with the run folder of ``--resume PATH`` as ``output``, and
     the checkpoint to resume from (``None``: the newest, or a new run). The run's folder is written
@@ -87,7 +85,7 @@ def start_run(
     output, checkpoint = resume_checkpoint_path(settings)
     accelerator = make_accelerator(output, settings.cpu, settings.mixed_precision, settings.report_to)
     refusal = None
-    if accelerator.is_main_process and check_output:  # the one process that writes the folder checks it
+    if accelerator.is_main_process:  # the one process that writes the folder checks it
         try:
             RunLock(output).probe()  # a run still going there is named, whatever the folder holds
             check_run_destination(output, bool(settings.resume), settings.overwrite)

@@ -42,7 +42,8 @@ def load_training_data(
 ) -> DataSplits:
     """The run's data: selected by the main process first (the others then find its ``datasets``
     cache) and, for the ``device`` pipeline, its ``splits`` decoded into the cache by each node's first
-    process (with ``workers`` processes) while the node's others wait, then opened by them.
+    process (with ``workers`` processes) while the node's others wait, then opened by them. A split of
+    ``splits`` that the source has but that holds no image is refused (every process sees the same).
 
     Raises:
         VipriorsError: on every process, when the data could not be loaded or decoded on any.
@@ -55,6 +56,13 @@ def load_training_data(
             failure = error
     raise_on_any(accelerator, failure)
     data = data or load_data(data_config)
+    for name in splits:
+        if name in data.splits and len(data.splits[name]) == 0:
+            raise VipriorsError(
+                f"The {name} split holds no image: raise --val-per-class (by default --per-class // 5)."
+                if name == "val"
+                else f"The {name} split holds no image: check the data (--data-dir, --per-class)."
+            )
     if pipeline != "device":
         return data
     decoded, failure = None, None
@@ -85,10 +93,9 @@ def set_up_run(
     data_config: DataConfig,
     build_phase: Callable[[Accelerator, DataSplits, TrainSettings], TrainingPhase],
     splits: tuple[str, ...] = ("train",),
-    dry_run: bool = False,
 ) -> RunSetup:
     """Resolve the seeds and the data pipeline (recorded in the returned data settings as ``device`` or
-    ``pil``), start the accelerator (checking the output folder unless ``dry_run``), load the data (the
+    ``pil``), start the accelerator (checking the output folder), load the data (the
     ``splits`` the phase reads decoded, for the device pipeline), build the phase and its loader
     (workers that live across epochs, batches sent to the device one ahead) and plan the steps.
 
@@ -97,7 +104,7 @@ def set_up_run(
     """
     data_config.refuse_streamed_splits("training")
     settings, data_config = resolve_seeds(settings, data_config)
-    accelerator, settings, resume_from = start_run(settings, settings.seed, check_output=not dry_run)
+    accelerator, settings, resume_from = start_run(settings, settings.seed)
     pipeline = run_pipeline(settings, data_config, accelerator.device.type)
     data_config = dataclasses.replace(data_config, data_pipeline=pipeline)
     data = load_training_data(accelerator, data_config, pipeline, settings.num_workers, splits)
