@@ -281,8 +281,13 @@ def test_autoaugment_draws_sub_policies_uniformly_and_ops_with_their_probabiliti
     augment = BatchAutoAugment(policy, 32, (124, 116, 104))
     generator = torch.Generator().manual_seed(3)
     chosen = torch.randint(len(augment.table), (count,), generator=torch.Generator().manual_seed(3))
-    _, host = augment.draw(count, generator)
+    params, host = augment.draw(count, generator)
     applied = torch.tensor([count - slot[0] for slot in host["aa_counts"]], dtype=torch.float64)
+    signed = augment.signed[chosen].T & (augment.arguments[chosen].T > 0)
+    negative = (params["aa_argument"].double() < augment.offsets[chosen].T)[signed]
+    assert_rate(negative, 0.5)
+    kinds_drawn = {KINDS[k] for k in augment.kinds[chosen].flatten().tolist()}
+    assert kinds_drawn == {op.kind for ops in augment.table for op in ops}
     expected = augment.probabilities[chosen].sum(dim=0)
     assert torch.all((applied - expected).abs() < 4 * torch.sqrt(expected))
     choices = np.bincount(chosen.numpy(), minlength=len(augment.table))
