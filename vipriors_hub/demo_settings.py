@@ -123,8 +123,12 @@ class DemoConfig:
     batch_size: int = field(default=64, metadata={"help": "every arm's images per step", "min": 1})
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers", "min": 0, "max": 256})
     data_pipeline: str = field(
-        default="auto",
-        metadata={"help": "every arm's data pipeline (auto: device on a GPU, pil on a CPU)", "choices": DATA_PIPELINES},
+        default="device",
+        metadata={
+            "help": "every arm's data pipeline (device: measured 1.5x faster than pil for the demo's 32 px arms on a "
+            "2-core CPU; auto: device on a GPU, pil on a CPU)",
+            "choices": DATA_PIPELINES,
+        },
     )
     cache_dir: str | None = field(
         default=None, metadata={"help": "folder of the decoded cache (none: HF_DATASETS_CACHE)"}
