@@ -102,7 +102,7 @@ def _arm(name: str, config_class: type, defaults: dict, owned: frozenset[str], h
 
 @dataclass
 class DemoConfig:
-    """Data, budgets and settings of the demo; the defaults take about 6 minutes on 2 CPU cores and
+    """Data, budgets and settings of the demo; the defaults take about 11 minutes on 2 CPU cores and
     are those ``benchmarks/tune_demo.py`` chose on held-out data.
 
     ``teacher``, ``student`` and ``baseline`` are the trainers' own settings of each arm (every one
@@ -125,7 +125,7 @@ class DemoConfig:
     data_pipeline: str = field(
         default="device",
         metadata={
-            "help": "every arm's data pipeline (device: measured 1.5x faster than pil for the demo's 32 px arms on a "
+            "help": "every arm's data pipeline (device: measured 1.4x faster than pil for the demo's 32 px arms on a "
             "2-core CPU; auto: device on a GPU, pil on a CPU)",
             "choices": DATA_PIPELINES,
         },
