@@ -71,7 +71,7 @@ def model_outputs(
     views: Views,
     batch_size: int,
     num_workers: int,
-    device: torch.device,
+    device: torch.device | str,
     *,
     rank: int = 0,
     world_size: int = 1,
@@ -87,6 +87,7 @@ def model_outputs(
     so memory is bounded by ``batch_size``. ``allow_empty``: this process's share may hold no image
     (another process may hold them all) instead of being refused.
     """
+    device = torch.device(device)
     stream = make_stream(
         split, views, shuffle=False, rank=rank, world_size=world_size, batch_size=batch_size, with_index=True
     )

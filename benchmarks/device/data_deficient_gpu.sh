@@ -19,17 +19,9 @@
 #   bash benchmarks/device/data_deficient_gpu.sh --dry-run               # CPU, tiny model (tested)
 #   device run: bash benchmarks/device/data_deficient_gpu.sh, carry [".whl", ".data"], timeout_s 600
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
-out=${OUT:-runs/device}
+source "$(dirname "$0")/environment.sh"
 data=${DATA_DIR:-.data/fashion-mnist}
 [ -d "$data" ] || data=shipped
-mkdir -p "$out"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU: $(uname -m) CPU"
 python3 -c "import torch, timm, accelerate, datasets; print('torch', torch.__version__, 'timm', timm.__version__)"
 python3 benchmarks/data_deficient.py --model vipriors_resnet50 --img-size 224 --batch-size 64 \
   --teacher-epochs 50 --student-epochs 100 --mixed-precision bf16 --no-torchcompile --workers 4 \

@@ -13,14 +13,6 @@
 #   bash benchmarks/device/feed_check_gpu.sh --dry-run                   # CPU, tiny model (tested)
 #   device run: bash benchmarks/device/feed_check_gpu.sh, carry [".whl"], timeout_s 600
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="$PWD:$PWD/benchmarks${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
-out=${OUT:-runs/device}
-mkdir -p "$out"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU: $(uname -m) CPU"
+source "$(dirname "$0")/environment.sh"
 python3 benchmarks/feed_check.py --output "${RUNS:-/tmp/feed_check}" \
   --json-out "$out/feed_check-resnet50-$(date +%F-%H%M%S).json" "$@"

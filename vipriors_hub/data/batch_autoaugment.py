@@ -39,8 +39,7 @@ KINDS = (
     "translate_x",
     "translate_y",
 )
-_TIMM_KINDS = {
-    "PosterizeOriginal": "posterize",
+_SHARED_KINDS = {
     "Solarize": "solarize",
     "AutoContrast": "autocontrast",
     "Equalize": "equalize",
@@ -53,19 +52,12 @@ _TIMM_KINDS = {
     "ShearX": "shear_x",
     "ShearY": "shear_y",
 }
+"""Operations both libraries name alike (their arguments differ: see :func:`timm_argument` and
+:func:`torchvision_policy`)."""
+_TIMM_KINDS = {**_SHARED_KINDS, "PosterizeOriginal": "posterize"}
 _TORCHVISION_KINDS = {
+    **_SHARED_KINDS,
     "Posterize": "posterize",
-    "Solarize": "solarize",
-    "AutoContrast": "autocontrast",
-    "Equalize": "equalize",
-    "Invert": "invert",
-    "Color": "color",
-    "Contrast": "contrast",
-    "Brightness": "brightness",
-    "Sharpness": "sharpness",
-    "Rotate": "rotate",
-    "ShearX": "shear_x",
-    "ShearY": "shear_y",
     "TranslateX": "translate_x",
     "TranslateY": "translate_y",
 }
