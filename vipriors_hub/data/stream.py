@@ -120,6 +120,7 @@ class ExampleStream(torch.utils.data.IterableDataset):
             raise ValueError("with_index needs a map-style source.")
         self.with_index = with_index
         self.skipped_images = 0
+        self._order: tuple[int, np.ndarray] | None = None
 
     @property
     def is_streaming(self) -> bool:
@@ -149,8 +150,11 @@ class ExampleStream(torch.utils.data.IterableDataset):
         return int(np.random.SeedSequence([self.seed, epoch, self.rank, number]).generate_state(1)[0])
 
     def batch_rows(self, epoch: int, number: int) -> np.ndarray:
-        """The source rows of batch ``number`` of ``epoch`` on this rank."""
-        return self.rank_indices(epoch)[number * self.batch_size : (number + 1) * self.batch_size]
+        """The source rows of batch ``number`` of ``epoch`` on this rank (the epoch's order is drawn once
+        per epoch and process, not once per batch)."""
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, self.rank_indices(epoch))
+        return self._order[1][number * self.batch_size : (number + 1) * self.batch_size]
 
     def _examples(self, rows: list[int]) -> Iterator[dict[str, Any]]:
         """The raw examples of ``rows``, read as one Arrow batch."""
